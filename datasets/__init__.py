@@ -1,0 +1,21 @@
+"""Datasets for npdl: MNIST-format loaders that download robustly and load fast.
+
+>>> from datasets import load_mnist, split_validation
+>>> (x_train, t_train), (x_test, t_test) = load_mnist()
+>>> (x_train, t_train), (x_val, t_val) = split_validation(x_train, t_train, 10_000, seed=0)
+
+Files live in ``$MNIST_DIR`` or ``~/.cache/npdl/mnist``; ``$MNIST_MIRRORS`` replaces
+the download mirrors (see ``datasets.mnist``).
+"""
+
+from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets.idx import IDXError, parse_idx, read_idx
+from datasets.mnist import DATASETS, IDXDataset, default_root, load_fashion_mnist, load_mnist
+from datasets.split import split_validation
+from datasets.verify import FileSpec
+
+__all__ = [
+    "DATASETS", "DownloadError", "FileSpec", "IDXDataset", "IDXError", "RetryPolicy",
+    "default_root", "fetch", "load_fashion_mnist", "load_mnist", "parse_idx", "read_idx",
+    "split_validation",
+]

@@ -1,0 +1,196 @@
+"""Obtain one verified file from an ordered list of mirrors.
+
+Every byte goes to a hidden temporary file beside the destination, which is
+renamed into place only after its size and sha256 match. Whatever happens in
+between (a 404, an HTML error page served with status 200, a dropped
+connection, Ctrl-C), the destination path never holds a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import requests
+
+from datasets import verify
+from datasets.progress import Progress, ProgressArg
+from datasets.verify import FileSpec
+
+CHUNK_SIZE = 1 << 16
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DownloadError(RuntimeError):
+    """Every mirror failed for a file. The message lists each mirror with its reason."""
+
+    def __init__(self, spec: FileSpec, attempts: Sequence[tuple[str, str]], hint: str = ""):
+        self.spec = spec
+        self.attempts = list(attempts)
+        lines = [f"Could not obtain {spec.name} ({spec.size} bytes, sha256 {spec.sha256}). Tried:"]
+        lines += [f"  - {where}: {reason}" for where, reason in self.attempts] or ["  (no mirrors given)"]
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one mirror before moving on to the next."""
+
+    attempts: int = 4  # tries per mirror for transient errors (connection, timeout, 5xx)
+    backoff: float = 0.5  # seconds before the second try, doubled after each failure
+    max_backoff: float = 8.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # longest silence tolerated mid-transfer
+    sleep: Callable[[float], None] = time.sleep
+
+
+class _MirrorFailed(Exception):
+    """This mirror cannot give us this file; try the next one."""
+
+
+class _Transient(Exception):
+    """Worth retrying the same mirror (resuming where we stopped)."""
+
+
+def fetch(spec: FileSpec, folder: str | Path, mirrors: Sequence[str], *,
+          policy: RetryPolicy | None = None, progress: ProgressArg = None, hint: str = "") -> Path:
+    """Return ``folder/spec.name``, verified, downloading it from the first mirror that works.
+
+    A file already there is used when it verifies (see ``verify.check``) and is
+    otherwise replaced. Mirrors are http(s) base URLs, file:// URLs or local
+    folders holding a file named ``spec.name``. Raises DownloadError, whose
+    message ends with ``hint``, when no mirror delivers the right bytes.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / spec.name
+    problem = verify.check(dest, spec)
+    if problem is None:
+        return dest
+    attempts = [] if problem == "missing" else [(str(dest), f"existing file ignored: {problem}")]
+    for mirror in mirrors:
+        try:
+            _fetch_from(mirror, spec, dest, policy or RetryPolicy(), progress)
+            return dest
+        except _MirrorFailed as exc:
+            attempts.append((mirror, str(exc)))
+    raise DownloadError(spec, attempts, hint)
+
+
+def _fetch_from(mirror: str, spec: FileSpec, dest: Path, policy: RetryPolicy, progress: ProgressArg) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w+b") as out, Progress(progress, spec.size, spec.name) as report:
+            scheme = urlparse(mirror).scheme.lower()
+            if scheme in ("http", "https"):
+                _download(f"{mirror.rstrip('/')}/{spec.name}", out, spec, policy, report)
+            elif scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
+                _copy(_local_folder(mirror) / spec.name, out, spec, report)
+            else:
+                raise _MirrorFailed(f"unsupported URL scheme {scheme!r}")
+            out.flush()
+            os.fsync(out.fileno())  # the rename below must never expose unwritten data after a crash
+        size = tmp.stat().st_size
+        if size != spec.size:
+            raise _MirrorFailed(f"got {size} bytes, expected {spec.size}")
+        digest = verify.sha256_of(tmp)
+        if digest != spec.sha256:
+            raise _MirrorFailed(f"sha256 mismatch: got {digest[:12]}..., expected {spec.sha256[:12]}...")
+        os.replace(tmp, dest)
+        verify.remember(dest, digest)
+    finally:
+        tmp.unlink(missing_ok=True)  # also on Ctrl-C: KeyboardInterrupt passes through untouched
+
+
+def _local_folder(mirror: str) -> Path:
+    if mirror.lower().startswith("file:"):
+        return Path(url2pathname(urlparse(mirror).path))
+    return Path(mirror).expanduser()
+
+
+def _copy(src: Path, out, spec: FileSpec, report: Progress) -> None:
+    try:
+        f = open(src, "rb")
+    except OSError as exc:
+        raise _MirrorFailed(f"cannot read {src}: {exc.strerror or exc}") from None
+    with f:
+        while chunk := f.read(CHUNK_SIZE):
+            _write(out, chunk, spec, report)
+
+
+def _write(out, chunk: bytes, spec: FileSpec, report: Progress) -> None:
+    if out.tell() == 0 and spec.name.endswith(".gz") and not GZIP_MAGIC.startswith(chunk[:2]):
+        raise _MirrorFailed(f"not gzip data (starts with {chunk[:16]!r})")
+    if out.tell() + len(chunk) > spec.size:
+        raise _MirrorFailed(f"sent more than the expected {spec.size} bytes")
+    out.write(chunk)
+    report(len(chunk))
+
+
+def _download(url: str, out, spec: FileSpec, policy: RetryPolicy, report: Progress) -> None:
+    failures, furthest = 0, 0
+    with requests.Session() as session:
+        while True:
+            try:
+                _attempt(session, url, out, spec, policy, report)
+                return
+            except _Transient as exc:
+                if out.tell() > furthest:
+                    # The connection worked and then dropped: resume at once, free of charge.
+                    # A server that keeps restarting from zero makes no new progress and pays.
+                    furthest = out.tell()
+                    continue
+                failures += 1
+                if failures >= policy.attempts:
+                    raise _MirrorFailed(f"{exc} (gave up after {failures} attempts)") from None
+                policy.sleep(min(policy.backoff * 2 ** (failures - 1), policy.max_backoff))
+
+
+def _attempt(session: requests.Session, url: str, out, spec: FileSpec, policy: RetryPolicy, report: Progress) -> None:
+    have = out.tell()
+    # identity: we want the stored .gz bytes, never a transparently decoded body.
+    headers = {"Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        with session.get(url, headers=headers, stream=True,
+                         timeout=(policy.connect_timeout, policy.read_timeout)) as r:
+            if r.status_code >= 500 or r.status_code == 429:
+                raise _Transient(f"HTTP {r.status_code} {r.reason}")
+            if r.status_code == 200 and have:
+                out.seek(0)  # server ignored Range: start over
+                out.truncate()
+                report.restart()
+            elif r.status_code == 206 and have:
+                content_range = r.headers.get("Content-Range", "")
+                if not content_range.startswith(f"bytes {have}-"):
+                    raise _MirrorFailed(f"bad Content-Range {content_range!r} for a resume at byte {have}")
+            elif r.status_code != 200:
+                raise _MirrorFailed(f"HTTP {r.status_code} {r.reason}")
+            content_type = r.headers.get("Content-Type", "")
+            if "html" in content_type.lower():
+                raise _MirrorFailed(f"served a web page (Content-Type {content_type}), not the file")
+            for chunk in r.iter_content(CHUNK_SIZE):
+                _write(out, chunk, spec, report)
+    except requests.exceptions.SSLError as exc:
+        raise _MirrorFailed(_describe(exc)) from None  # a certificate problem will not fix itself
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        raise _Transient(_describe(exc)) from None
+    except requests.RequestException as exc:
+        raise _MirrorFailed(_describe(exc)) from None
+    if out.tell() < spec.size:
+        raise _Transient(f"connection closed after {out.tell()} of {spec.size} bytes")
+
+
+def _describe(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,184 @@
+"""MNIST-style datasets: a table of where to get them, and ``load_mnist``.
+
+Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
+
+- ``MNIST_DIR``: folder holding the files (default ``$XDG_CACHE_HOME/npdl/mnist``,
+  i.e. usually ``~/.cache/npdl/mnist``). An explicit ``root`` wins over it.
+- ``MNIST_MIRRORS``: comma-separated list replacing the default mirrors; each entry
+  an http(s) base URL, a file:// URL or a local folder holding the ``.gz`` files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets.idx import IDXError, read_idx
+from datasets.progress import ProgressArg
+from datasets.verify import FileSpec
+
+
+@dataclass(frozen=True)
+class IDXDataset:
+    """One MNIST-format dataset: its four files, mirrors, and the env vars that configure it."""
+
+    name: str
+    files: dict[str, FileSpec]  # keys: train_images, train_labels, test_images, test_labels
+    mirrors: tuple[str, ...]  # tried in order: most reliable first
+    env_prefix: str  # <prefix>_DIR and <prefix>_MIRRORS
+    n_train: int = 60_000
+    n_test: int = 10_000
+    image_shape: tuple[int, int] = (28, 28)
+    num_classes: int = 10
+
+
+DATASETS = {
+    "mnist": IDXDataset(
+        name="mnist",
+        files={
+            "train_images": FileSpec("train-images-idx3-ubyte.gz", 9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+        },
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",  # the historic host: often 403/404 or an HTML page
+        ),
+        env_prefix="MNIST",
+    ),
+    # Digests and sizes as published by many independent projects (Keras logs,
+    # Flux, Chainer-based loaders); not checked against the bytes in this repo's CI.
+    "fashion": IDXDataset(
+        name="fashion-mnist",
+        files={
+            "train_images": FileSpec("train-images-idx3-ubyte.gz", 26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+        },
+        mirrors=(
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
+        env_prefix="FASHION_MNIST",
+    ),
+}
+
+
+def default_root(dataset: IDXDataset) -> Path:
+    """The folder used when ``root`` is None: $<PREFIX>_DIR, else the per-user cache folder."""
+    override = os.environ.get(f"{dataset.env_prefix}_DIR")
+    if override:
+        return Path(override).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "npdl" / dataset.name
+
+
+def resolve_mirrors(dataset: IDXDataset, mirrors: str | Sequence[str] | None = None) -> list[str]:
+    """The mirrors to try: ``mirrors`` if given, else $<PREFIX>_MIRRORS, else the table's list."""
+    if mirrors is None:
+        mirrors = os.environ.get(f"{dataset.env_prefix}_MIRRORS") or list(dataset.mirrors)
+    if isinstance(mirrors, str):
+        mirrors = mirrors.split(",")
+    return [m.strip() for m in mirrors if m and m.strip()]
+
+
+def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatten: bool = True,
+               one_hot: bool = False, dtype=np.float32, download: bool = True,
+               mirrors: str | Sequence[str] | None = None, progress: ProgressArg = None,
+               name: str = "mnist", policy: RetryPolicy | None = None):
+    """Load MNIST (or another ``DATASETS`` entry) as ``((x_train, t_train), (x_test, t_test))``.
+
+    Images are ``(N, 784)``, or ``(N, 1, 28, 28)`` when ``flatten=False``; scaled to
+    [0, 1] in ``dtype`` when ``normalize`` else uint8 0-255. Labels are int64, or
+    one-hot rows in ``dtype`` when ``one_hot``. Missing files are downloaded into
+    ``root`` (see ``default_root``) from ``mirrors`` (see ``resolve_mirrors``) unless
+    ``download=False``; ``progress`` is None (a bar on a terminal), a bool, or a
+    callable receiving byte counts. Raises DownloadError when a file cannot be had.
+    """
+    dataset = DATASETS[name]
+    root = Path(root).expanduser() if root is not None else default_root(dataset)
+    mirror_list = resolve_mirrors(dataset, mirrors) if download else []
+    hint = _manual_hint(dataset, root)
+
+    def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        spec = dataset.files[key]
+        gz = fetch(spec, root, mirror_list, policy=policy, progress=progress, hint=hint)
+        return _parsed(gz, spec, shape)
+
+    n_tr, n_te, hw = dataset.n_train, dataset.n_test, dataset.image_shape
+    x_train = _images(get("train_images", (n_tr, *hw)), normalize, flatten, dtype)
+    t_train = _labels(get("train_labels", (n_tr,)), one_hot, dataset.num_classes, dtype)
+    x_test = _images(get("test_images", (n_te, *hw)), normalize, flatten, dtype)
+    t_test = _labels(get("test_labels", (n_te,)), one_hot, dataset.num_classes, dtype)
+    return (x_train, t_train), (x_test, t_test)
+
+
+def load_fashion_mnist(root: str | Path | None = None, **kwargs):
+    """Load Fashion-MNIST; same arguments and result as ``load_mnist``."""
+    return load_mnist(root, name="fashion", **kwargs)
+
+
+def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
+    """The uint8 array inside a verified ``.gz``, from a ``.npy`` cache when possible.
+
+    The cache name carries the source's digest, so it can only ever have been made
+    from this exact, verified file (never from a same-named file of another dataset).
+    """
+    npy = gz.with_name(f"{gz.name.removesuffix('.gz')}.{spec.sha256[:16]}.npy")
+    try:
+        cached = np.load(npy, mmap_mode="r", allow_pickle=False)
+        if cached.shape == shape and cached.dtype == np.uint8:
+            return cached
+    except (OSError, ValueError):
+        pass  # missing or damaged cache: rebuild it below
+    array = read_idx(gz)
+    if array.shape != shape or array.dtype != np.uint8:
+        raise IDXError(f"{gz}: holds {array.dtype} data of shape {array.shape}, expected uint8 {shape}")
+    _save_npy(npy, array)
+    return array
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass  # a read-only folder still loads, just without the speed-up
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _images(u8: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:
+    # One pass, one allocation: np.divide writes dtype directly, no float64 temporary.
+    x = np.divide(u8, 255, dtype=dtype) if normalize else np.array(u8)
+    return x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, *x.shape[1:])
+
+
+def _labels(u8: np.ndarray, one_hot: bool, num_classes: int, dtype) -> np.ndarray:
+    if not one_hot:
+        return u8.astype(np.int64)
+    rows = np.zeros((len(u8), num_classes), dtype=dtype)
+    rows[np.arange(len(u8)), u8] = 1
+    return rows
+
+
+def _manual_hint(dataset: IDXDataset, root: Path) -> str:
+    names = "\n".join(f"    {s.name}  ({s.size} bytes, sha256 {s.sha256})" for s in dataset.files.values())
+    return (f"To fix this by hand: download these files (unchanged, still gzipped) and put them in {root}\n"
+            f"{names}\n"
+            f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses or folders "
+            f"that hold them (set {dataset.env_prefix}_DIR to use another data folder).")
