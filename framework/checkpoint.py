@@ -1,0 +1,61 @@
+"""Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without pickle."""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that is missing, truncated or not one of ours."""
+
+
+def save(path, model, optimizer=None, **extra):
+    """Writes model.state_dict() (and optimizer.state_dict(), and extras) to `path`.
+
+    Extras may be arrays, numbers, strings, or anything JSON can hold (dicts, lists, a
+    numpy Generator's bit_generator.state). The file appears only when complete: it is
+    written beside its destination and renamed over it.
+    """
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
+    for k, v in extra.items():
+        if isinstance(v, (np.ndarray, np.generic, int, float, str, bool)):
+            arrays[f"extra/{k}"] = np.asarray(v)
+        else:
+            arrays[f"json/{k}"] = np.asarray(json.dumps(v))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Reads a checkpoint: {"model": state, "optimizer": state or absent, extras...}."""
+    out = {"model": {}}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                group, name = key.split("/", 1)
+                value = f[key]  # reads (and CRC-checks) the member now, inside the try
+                if group in ("model", "optimizer"):
+                    out.setdefault(group, {})[name] = value
+                elif group == "json":
+                    out[name] = json.loads(value.item())
+                else:
+                    out[name] = value.item() if value.ndim == 0 else value
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a complete checkpoint ({type(e).__name__}: {e}); "
+                              "the file may be truncated or damaged") from None
+    return out

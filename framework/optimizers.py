@@ -1,0 +1,150 @@
+"""Optimizers: take the parameter list once, then step() after each backward.
+
+Update rules are PyTorch's documented ones (at a constant learning rate). Weight decay,
+where given, is L2 added to the gradient (g + wd * w) of weights only (ndim >= 2), never
+of biases. The incoming gradients are never modified.
+"""
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: checks each gradient's shape, applies weight decay, calls update(i, p, g)."""
+
+    hyper = ("lr", "weight_decay")
+    slots = ()  # names of per-parameter state arrays, e.g. ("m", "v")
+
+    def __init__(self, params, lr, weight_decay=0.0):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.lr, self.weight_decay, self.t = lr, weight_decay, 0
+        self.state = {slot: [np.zeros_like(p.data) for p in self.params] for slot in self.slots}
+
+    def step(self):
+        self.t += 1
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g.shape != p.data.shape:
+                raise ValueError(
+                    f"{p.name or f'parameter {i}'}: grad shape {g.shape} != data shape {p.data.shape}. "
+                    "A batched gradient must be reduced over the batch (for a bias: db = dY.sum(axis=0)).")
+            if self.weight_decay and p.data.ndim >= 2:
+                g = g + self.weight_decay * p.data
+            self.update(i, p, g)
+
+    def update(self, i, p, g):
+        raise NotImplementedError
+
+    def state_dict(self):
+        state = {name: getattr(self, name) for name in self.hyper + ("t",)}
+        for slot, arrays in self.state.items():
+            state.update({f"{slot}.{i}": a for i, a in enumerate(arrays)})
+        return state
+
+    def load_state_dict(self, state):
+        for name in self.hyper + ("t",):
+            setattr(self, name, type(getattr(self, name))(state[name]))
+        for slot, arrays in self.state.items():
+            for i, a in enumerate(arrays):
+                a[...] = state[f"{slot}.{i}"]
+
+
+class SGD(Optimizer):
+    """w <- w - lr * g."""
+
+    def update(self, i, p, g):
+        p.data -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """v <- mu * v - lr * g;  w <- w + v.  (= torch.optim.SGD(momentum=mu), whose b = -v / lr.)"""
+
+    hyper = ("lr", "momentum", "weight_decay")
+    slots = ("v",)
+
+    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(params, lr, weight_decay)
+        self.momentum = momentum
+
+    def update(self, i, p, g):
+        v = self.state["v"][i]
+        v *= self.momentum
+        v -= self.lr * g
+        p.data += v
+
+
+class Nesterov(Optimizer):
+    """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.  (= torch.optim.SGD(momentum=mu, nesterov=True).)"""
+
+    hyper = ("lr", "momentum", "weight_decay")
+    slots = ("v",)
+
+    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(params, lr, weight_decay)
+        self.momentum = momentum
+
+    def update(self, i, p, g):
+        v = self.state["v"][i]
+        v *= self.momentum
+        v -= self.lr * g
+        p.data += self.momentum * v - self.lr * g
+
+
+class AdaGrad(Optimizer):
+    """h <- h + g²;  w <- w - lr * g / (sqrt(h) + eps)."""
+
+    hyper = ("lr", "eps", "weight_decay")
+    slots = ("h",)
+
+    def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, lr, weight_decay)
+        self.eps = eps
+
+    def update(self, i, p, g):
+        h = self.state["h"][i]
+        h += g * g
+        p.data -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class RMSprop(Optimizer):
+    """v <- alpha * v + (1 - alpha) * g²;  w <- w - lr * g / (sqrt(v) + eps)."""
+
+    hyper = ("lr", "alpha", "eps", "weight_decay")
+    slots = ("v",)
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr, weight_decay)
+        self.alpha, self.eps = alpha, eps
+
+    def update(self, i, p, g):
+        v = self.state["v"][i]
+        v *= self.alpha
+        v += (1 - self.alpha) * (g * g)
+        p.data -= self.lr * g / (np.sqrt(v) + self.eps)
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;  w <- w - lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps).
+
+    Bias correction undoes the zero start of m and v; eps is added to sqrt(v̂), as in PyTorch.
+    """
+
+    hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    slots = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr, weight_decay)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def update(self, i, p, g):
+        m, v = self.state["m"][i], self.state["v"][i]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
+        step_size = self.lr / (1 - self.beta1 ** self.t)
+        # math.sqrt gives a Python float, which keeps float32 arrays float32 (np.sqrt would not).
+        denom = np.sqrt(v) / math.sqrt(1 - self.beta2 ** self.t) + self.eps
+        p.data -= step_size * (m / denom)

@@ -1,0 +1,19 @@
+"""A trainable array together with its gradient."""
+import numpy as np
+
+
+class Parameter:
+    """A trainable array: `data` of any shape and `grad`, always the same shape and dtype.
+
+    Backward *assigns* `grad` (dL/d data, summed over the batch); optimizers read it and
+    check `grad.shape == data.shape`, which is how an unsummed bias gradient (dY of shape
+    (N, out) instead of db of shape (out,)) is caught at the first step.
+    """
+
+    def __init__(self, data, name=None):
+        self.data = np.asarray(data)
+        self.grad = np.zeros_like(self.data)
+        self.name = name
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
