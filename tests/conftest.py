@@ -1,0 +1,128 @@
+"""Shared fixtures for the datasets tests: the real MNIST files and a misbehaving local web server.
+
+No test touches the network: everything is served from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</body></html>"
+
+
+@pytest.fixture(scope="session")
+def mnist_files() -> Path:
+    """The folder with the four canonical MNIST .gz files (skips when absent)."""
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST files needed: ../shared/data/mnist not found (looked in {SHARED_MNIST})")
+    return SHARED_MNIST
+
+
+@dataclass
+class MnistServer:
+    """A local server for ``folder``. The first path segment picks its behaviour.
+
+    ``{url}/ok/<file>`` serves the file honouring Range; other modes:
+    404, 500 (always), 500-once, html (status 200 with a web page), html-binary
+    (the page sent as application/octet-stream), corrupt (one byte flipped),
+    drop (the first response stops halfway, then Range is honoured),
+    drop-no-range (same, but Range is ignored), slow (waits 1 s before answering).
+    """
+
+    url: str
+    folder: Path
+    log: list = field(default_factory=list)  # (mode, file, Range header, status) per request
+    _seen: set = field(default_factory=set)
+
+    def base(self, mode: str) -> str:
+        """The mirror base URL for one behaviour."""
+        return f"{self.url}/{mode}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "MnistTestServer/1.0"
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:
+        state: MnistServer = self.server.state
+        mode, _, name = self.path.lstrip("/").partition("/")
+        first = (mode, name) not in state._seen
+        state._seen.add((mode, name))
+        src = state.folder / name
+        if mode == "404" or not src.is_file():
+            return self._reply(state, mode, name, 404, b"not found", "text/plain")
+        if mode == "500" or (mode == "500-once" and first):
+            return self._reply(state, mode, name, 500, b"oops", "text/plain")
+        if mode == "html":
+            return self._reply(state, mode, name, 200, HTML_PAGE, "text/html; charset=utf-8")
+        if mode == "html-binary":
+            return self._reply(state, mode, name, 200, HTML_PAGE, "application/octet-stream")
+        if mode == "slow":
+            time.sleep(1.0)
+        data = src.read_bytes()
+        if mode == "corrupt":
+            data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+        start, status, headers = 0, 200, {}
+        requested = self.headers.get("Range", "")
+        if requested.startswith("bytes=") and mode != "drop-no-range":
+            start = int(requested[len("bytes="):].split("-")[0])
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        headers["Accept-Ranges"] = "bytes"
+        body = data[start:]
+        if mode in ("drop", "drop-no-range") and first:
+            # Promise the whole body, deliver half, hang up: a dropped connection.
+            return self._reply(state, mode, name, status, body, "application/gzip", headers, cut=len(body) // 2)
+        return self._reply(state, mode, name, status, body, "application/gzip", headers)
+
+    def _reply(self, state, mode, name, status, body, ctype, headers=None, cut=None) -> None:
+        state.log.append((mode, name, self.headers.get("Range"), status))
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body if cut is None else body[:cut])
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a "slow" handler may still be sleeping at teardown
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that give up mid-body (on purpose, in these tests) are not errors
+
+
+@pytest.fixture
+def mnist_server(mnist_files):
+    """A fresh MnistServer on 127.0.0.1 serving the real MNIST files."""
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.state = MnistServer(f"http://127.0.0.1:{httpd.server_address[1]}", mnist_files)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield httpd.state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def mnist_dead_mirror() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"

@@ -1,0 +1,163 @@
+"""fetch(): one verified file from an ordered list of mirrors, never a partial file on disk.
+
+Most cases use the small train labels file (28881 bytes) to keep the suite fast;
+the dropped-connection cases use the 1.6 MB test images so there is a middle to drop in.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from datasets import download, verify
+from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets.mnist import DATASETS
+
+LABELS = DATASETS["mnist"].files["train_labels"]
+IMAGES = DATASETS["mnist"].files["test_images"]  # 1.6 MB: big enough to drop mid-stream
+SIDECAR = verify.SIDECAR_NAME
+
+
+@pytest.fixture
+def sleeps():
+    """Backoff delays requested by fetch, recorded instead of slept."""
+    return []
+
+
+@pytest.fixture
+def policy(sleeps):
+    return RetryPolicy(attempts=3, backoff=0.01, read_timeout=0.3, sleep=sleeps.append)
+
+
+def test_plain_download_is_verified_and_recorded(tmp_path, mnist_server, policy):
+    path = fetch(LABELS, tmp_path, [mnist_server.base("ok")], policy=policy)
+    assert path == tmp_path / LABELS.name
+    assert verify.sha256_of(path) == LABELS.sha256
+    assert sorted(os.listdir(tmp_path)) == [SIDECAR, LABELS.name]
+
+
+def test_404_moves_on_to_next_mirror(tmp_path, mnist_server, policy):
+    fetch(LABELS, tmp_path, [mnist_server.base("404"), mnist_server.base("ok")], policy=policy)
+    assert [entry[0] for entry in mnist_server.log] == ["404", "ok"]
+
+
+def test_html_page_with_status_200_is_rejected(tmp_path, mnist_server, policy):
+    with pytest.raises(DownloadError, match="web page"):
+        fetch(LABELS, tmp_path, [mnist_server.base("html")], policy=policy)
+    assert os.listdir(tmp_path) == []
+
+
+def test_html_sent_as_binary_is_caught_by_leading_bytes(tmp_path, mnist_server, policy):
+    with pytest.raises(DownloadError, match="not gzip data"):
+        fetch(LABELS, tmp_path, [mnist_server.base("html-binary")], policy=policy)
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupted_bytes_fail_checksum_then_next_mirror_wins(tmp_path, mnist_server, policy):
+    fetch(LABELS, tmp_path, [mnist_server.base("corrupt"), mnist_server.base("ok")], policy=policy)
+    assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
+    assert sorted(os.listdir(tmp_path)) == [SIDECAR, LABELS.name]
+
+
+def test_dropped_connection_resumes_with_range(tmp_path, mnist_server, policy, sleeps):
+    fetch(IMAGES, tmp_path, [mnist_server.base("drop")], policy=policy)
+    (_, _, first_range, first_status), (_, _, resume_range, resume_status) = mnist_server.log
+    assert (first_range, first_status, resume_status) == (None, 200, 206)
+    # Bytes received before the drop are kept (requests may lose the last partial chunk).
+    assert int(resume_range.removeprefix("bytes=").rstrip("-")) > IMAGES.size // 4
+    assert sleeps == []  # progress was made, so the resume is immediate
+    assert verify.sha256_of(tmp_path / IMAGES.name) == IMAGES.sha256
+
+
+def test_server_ignoring_range_restarts_from_zero(tmp_path, mnist_server, policy):
+    fetch(IMAGES, tmp_path, [mnist_server.base("drop-no-range")], policy=policy)
+    (_, _, first_range, first_status), (_, _, retry_range, retry_status) = mnist_server.log
+    assert (first_range, first_status, retry_status) == (None, 200, 200)
+    assert retry_range.startswith("bytes=")
+    assert verify.sha256_of(tmp_path / IMAGES.name) == IMAGES.sha256
+    assert sorted(os.listdir(tmp_path)) == [SIDECAR, IMAGES.name]
+
+
+def test_server_error_is_retried_with_backoff(tmp_path, mnist_server, policy, sleeps):
+    fetch(LABELS, tmp_path, [mnist_server.base("500-once")], policy=policy)
+    assert sleeps == [0.01]
+    assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
+
+
+def test_persistent_server_error_gives_up_after_policy_attempts(tmp_path, mnist_server, policy, sleeps):
+    with pytest.raises(DownloadError, match="HTTP 500.*gave up after 3 attempts"):
+        fetch(LABELS, tmp_path, [mnist_server.base("500")], policy=policy)
+    assert sleeps == [0.01, 0.02]  # doubling backoff between the three attempts
+    assert os.listdir(tmp_path) == []
+
+
+def test_read_timeout_moves_on_to_next_mirror(tmp_path, mnist_server, sleeps):
+    quick = RetryPolicy(attempts=1, read_timeout=0.2, sleep=sleeps.append)
+    fetch(LABELS, tmp_path, [mnist_server.base("slow"), mnist_server.base("ok")], policy=quick)
+    assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
+
+
+def test_all_mirrors_failing_raise_one_error_listing_each(tmp_path, mnist_server, mnist_dead_mirror, policy):
+    mirrors = [mnist_server.base("404"), mnist_server.base("html"), mnist_dead_mirror, str(tmp_path / "nowhere")]
+    with pytest.raises(DownloadError) as info:
+        fetch(LABELS, tmp_path, mirrors, policy=policy, hint="Put the files in X by hand.")
+    message = str(info.value)
+    assert isinstance(info.value, RuntimeError)
+    lines = {line.split(": ", 1)[0]: line for line in message.splitlines()}
+    for mirror, reason in zip(mirrors, ["HTTP 404", "web page", "ConnectionError", "cannot read"]):
+        assert reason in lines[f"  - {mirror}"]
+    assert message.endswith("Put the files in X by hand.")
+    assert os.listdir(tmp_path) == []
+
+
+def test_keyboard_interrupt_mid_download_leaves_nothing(tmp_path, mnist_server, policy):
+    def interrupt(nbytes):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fetch(LABELS, tmp_path, [mnist_server.base("ok")], policy=policy, progress=interrupt)
+    assert os.listdir(tmp_path) == []
+
+
+def test_error_while_writing_leaves_nothing(tmp_path, mnist_server, policy, monkeypatch):
+    real_write = download._write
+
+    def write_then_fail(out, chunk, spec, report):
+        real_write(out, chunk[:100], spec, report)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(download, "_write", write_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        fetch(LABELS, tmp_path, [mnist_server.base("ok")], policy=policy)
+    assert os.listdir(tmp_path) == []
+
+
+def test_local_folder_and_file_url_mirrors(tmp_path, mnist_files):
+    fetch(LABELS, tmp_path / "a", [str(mnist_files)], progress=False)
+    fetch(LABELS, tmp_path / "b", [mnist_files.as_uri()], progress=False)
+    for sub in "ab":
+        assert verify.sha256_of(tmp_path / sub / LABELS.name) == LABELS.sha256
+
+
+def test_damaged_cached_file_is_replaced(tmp_path, mnist_files):
+    (tmp_path / LABELS.name).write_bytes(b"\x1f\x8b" + b"\0" * (LABELS.size - 2))  # right size, wrong bytes
+    fetch(LABELS, tmp_path, [str(mnist_files)])
+    assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
+
+
+def test_verified_cache_needs_no_mirror(tmp_path, mnist_files, mnist_dead_mirror):
+    fetch(LABELS, tmp_path, [str(mnist_files)])
+    assert fetch(LABELS, tmp_path, [mnist_dead_mirror]) == tmp_path / LABELS.name
+
+
+def test_cache_check_hashes_once_then_trusts_sidecar(tmp_path, mnist_files, monkeypatch):
+    fetch(LABELS, tmp_path, [str(mnist_files)])
+    calls = []
+    real = verify.sha256_of
+    monkeypatch.setattr(verify, "sha256_of", lambda path: calls.append(path) or real(path))
+    assert verify.check(tmp_path / LABELS.name, LABELS) is None
+    assert calls == []
+    os.utime(tmp_path / LABELS.name, ns=(0, 0))  # touched file: memo no longer applies
+    assert verify.check(tmp_path / LABELS.name, LABELS) is None
+    assert calls == [tmp_path / LABELS.name]
