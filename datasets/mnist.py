@@ -104,10 +104,12 @@ def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatte
     ``download=False``; ``progress`` is None (a bar on a terminal), a bool, or a
     callable receiving byte counts. Raises DownloadError when a file cannot be had.
     """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
     root = Path(root).expanduser() if root is not None else default_root(dataset)
     mirror_list = resolve_mirrors(dataset, mirrors) if download else []
-    hint = _manual_hint(dataset, root)
+    hint = ("" if download else "Nothing was downloaded because download=False.\n") + _manual_hint(dataset, root)
 
     def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
         spec = dataset.files[key]
@@ -138,7 +140,7 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
         cached = np.load(npy, mmap_mode="r", allow_pickle=False)
         if cached.shape == shape and cached.dtype == np.uint8:
             return cached
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         pass  # missing or damaged cache: rebuild it below
     array = read_idx(gz)
     if array.shape != shape or array.dtype != np.uint8:

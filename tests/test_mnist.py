@@ -92,9 +92,10 @@ def test_damaged_gz_in_cache_is_replaced(mnist_copy, mnist_files):
     assert sha256_of(victim) == sha256_of(mnist_files / victim.name)
 
 
-def test_damaged_npy_cache_is_rebuilt(mnist_copy):
+@pytest.mark.parametrize("keep", [0, 5000], ids=["empty", "truncated"])
+def test_damaged_npy_cache_is_rebuilt(mnist_copy, keep):
     npy = next(mnist_copy.glob("train-images-idx3-ubyte.*.npy"))
-    npy.write_bytes(npy.read_bytes()[:5000])
+    npy.write_bytes(npy.read_bytes()[:keep])
     (x_train, _), _ = load_mnist(mnist_copy, normalize=False, download=False)
     assert x_train.shape == (60000, 784) and int(x_train.sum(dtype=np.int64)) == TRAIN_PIXEL_SUM
     assert npy.stat().st_size > 47_000_000
@@ -104,6 +105,7 @@ def test_download_false_with_missing_files_explains_what_to_do(tmp_path):
     with pytest.raises(DownloadError) as info:
         load_mnist(tmp_path, download=False)
     message = str(info.value)
+    assert "download=False" in message
     assert str(tmp_path) in message and "MNIST_MIRRORS" in message
     assert all(name in message for name in GZ_NAMES)
 
@@ -116,6 +118,11 @@ def test_all_mirrors_failing_is_one_clear_error_and_leaves_nothing(tmp_path, mni
     assert all(f"  - {mirror}: " in message for mirror in mirrors)
     assert "sha256 mismatch" in message and "put them in" in message
     assert os.listdir(tmp_path) == []
+
+
+def test_unknown_dataset_name_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'kmnist'; known: mnist, fashion"):
+        load_mnist(tmp_path, name="kmnist")
 
 
 def test_environment_chooses_folder_and_mirrors(monkeypatch, tmp_path):
