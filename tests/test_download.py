@@ -161,3 +161,12 @@ def test_cache_check_hashes_once_then_trusts_sidecar(tmp_path, mnist_files, monk
     os.utime(tmp_path / LABELS.name, ns=(0, 0))  # touched file: memo no longer applies
     assert verify.check(tmp_path / LABELS.name, LABELS) is None
     assert calls == [tmp_path / LABELS.name]
+
+
+def test_progress_callback_sees_every_byte_and_forced_bar_never_breaks(tmp_path, mnist_files):
+    seen = []
+    fetch(LABELS, tmp_path / "a", [str(mnist_files)], progress=seen.append)
+    assert sum(seen) == LABELS.size
+    # A bar forced on must not break a download, with or without tqdm installed.
+    fetch(LABELS, tmp_path / "b", [str(mnist_files)], progress=True)
+    assert (tmp_path / "b" / LABELS.name).stat().st_size == LABELS.size
