@@ -1,0 +1,54 @@
+"""The training loop on small synthetic data: learning, determinism, faults, logging."""
+import numpy as np
+import pytest
+
+from framework import SGD, Adam, Affine, Dropout, NonFiniteError, ReLU, Sequential, SoftmaxCrossEntropy, fit
+
+
+def blobs(rng, n=600, classes=3, dim=8):
+    """Separable Gaussian blobs: a problem a small MLP must solve."""
+    centers = rng.standard_normal((classes, dim)) * 3
+    t = rng.integers(0, classes, n)
+    return (centers[t] + rng.standard_normal((n, dim))).astype(np.float32), t
+
+
+def run(seed=0, epochs=3, lr=1e-2, opt=Adam, log=None):
+    rng = np.random.default_rng(seed)
+    x, t = blobs(np.random.default_rng(100))
+    model = Sequential(Affine(8, 16, rng=rng), ReLU(), Dropout(0.1, rng=rng), Affine(16, 3, rng=rng))
+    history = fit(model, SoftmaxCrossEntropy(), opt(model.parameters(), lr=lr), (x[:500], t[:500]),
+                  val=(x[500:], t[500:]), epochs=epochs, batch_size=32, rng=rng, log=log, progress=False)
+    return history, model
+
+
+def test_learns_a_separable_problem():
+    history, _ = run()
+    assert history.val_acc.iloc[-1] > 0.95
+    assert history.train_loss.iloc[-1] < history.train_loss.iloc[0]
+
+
+def test_same_seed_same_metrics_bit_for_bit():
+    a, _ = run(seed=3)
+    b, _ = run(seed=3)
+    cols = ["train_loss", "train_acc", "val_loss", "val_acc"]
+    assert a[cols].equals(b[cols])
+    c, _ = run(seed=4)
+    assert not a[cols].equals(c[cols])
+
+
+def test_log_receives_epoch_records_and_bias_records_each_epoch():
+    records = []
+    run(epochs=2, log=records.append)
+    epochs = [r for r in records if r["event"] == "epoch"]
+    bias = [r for r in records if r["event"] == "bias"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert [(r["step"], r["layer"]) for r in bias] == [(1, "affine1.b"), (1, "affine2.b"), (17, "affine1.b"), (17, "affine2.b")]
+    for r in bias:
+        assert r["sum_check"] < 1e-6 and r["ones_check"] < 1e-6 and r["numeric_rel_err"] < 1e-5
+    assert abs(bias[1]["db_sum"]) < 1e-6 and bias[1]["identity_check"] < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_a_diverging_run_stops_naming_the_step_and_the_layer():
+    with pytest.raises(NonFiniteError, match=r"step \d+ \(epoch 1\).*affine2\.b"):
+        run(lr=1e30, opt=SGD)
