@@ -32,7 +32,7 @@ def first_nonfinite(model):
 
 def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, test=None,
         lr_schedule=None, log=None, bias_every_epoch=True, bias_every=0, start_epoch=0,
-        history=(), eval_batch_size=1000, progress=None):
+        history=(), eval_batch_size=1000, progress=None, shuffle=True, eval_every=1, should_stop=None):
     """Trains for epochs start_epoch+1 .. epochs and returns the history as a DataFrame.
 
     train, val, test: (x, t) pairs. Each epoch draws a fresh permutation of the training set
@@ -40,7 +40,10 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
     receives dicts: {"event": "bias", ...} for bias-gradient records (the first batch of each
     epoch when bias_every_epoch, and every `bias_every` steps) and {"event": "epoch", ...}
     with the epoch's metrics. history: earlier epochs' records, when resuming.
-    progress: None shows a bar only on a terminal, False never.
+    progress: None shows a bar only on a terminal, False never. shuffle=False keeps the file
+    order. val and test are evaluated every `eval_every` epochs and after the last one.
+    should_stop(history) -> bool is asked before each epoch (early stopping); asking the
+    history, not counting in a closure, keeps a resumed run deciding as the original would.
     """
     x_train, t_train = train
     n = len(x_train)
@@ -49,8 +52,10 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
     history = list(history)
     log = log or (lambda record: None)
     for epoch in range(start_epoch + 1, epochs + 1):
+        if should_stop is not None and should_stop(history):
+            break
         started = time.perf_counter()
-        order = rng.permutation(n)
+        order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct = 0.0, 0
         bar = tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", leave=False,
                    disable=None if progress is None else not progress)
@@ -84,8 +89,9 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
 
         record = {"epoch": epoch, "step": step, "lr": optimizer.lr,
                   "train_loss": total_loss / n, "train_acc": correct / n}
+        evaluate_now = epoch % eval_every == 0 or epoch == epochs
         for split, data in (("val", val), ("test", test)):
-            if data is not None:
+            if data is not None and evaluate_now:
                 record[f"{split}_loss"], record[f"{split}_acc"] = evaluate(model, loss_fn, *data, eval_batch_size)
         record["seconds"] = time.perf_counter() - started
         history.append(record)
