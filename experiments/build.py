@@ -1,0 +1,102 @@
+"""From a resolved config to the objects of a run: data, model, optimizer, lr schedule.
+
+Everything random draws from the one generator passed in, in a fixed order (data split,
+subset, weights, then training), so a seed fixes the whole run.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+import framework as F
+from datasets import load_mnist, split_validation
+
+from .config import OPTIMIZER_SETTINGS, layer_kind
+
+OPTIMIZERS = {"sgd": F.SGD, "momentum": F.Momentum, "nesterov": F.Nesterov,
+              "adagrad": F.AdaGrad, "rmsprop": F.RMSprop, "adam": F.Adam}
+
+
+@dataclass
+class Data:
+    """The three splits as (x, t) pairs; val is None without a validation split."""
+
+    train: tuple
+    val: tuple
+    test: tuple
+
+
+def load_data(config, rng, progress=None):
+    """The configured dataset, split into train / validation (and subset), as float32 images."""
+    data = config["data"]
+    if data["dataset"] == "synthetic":
+        train, test = synthetic(data["synthetic"], rng)
+    else:
+        train, test = load_mnist(data["dir"], mirrors=data["mirrors"], progress=progress, name=data["dataset"])
+    val = None
+    if data["validation"]:
+        train, val = split_validation(*train, data["validation"], seed=rng)
+    if data["subset"] is not None and data["subset"] < len(train[0]):
+        _, train = split_validation(*train, data["subset"], seed=rng)
+    return Data(train, val, test)
+
+
+def synthetic(spec, rng):
+    """Gaussian blobs: one random centre per class, unit noise around it. For tests and demos."""
+    n_train, n = spec["train"], spec["train"] + spec["test"]
+    centres = 2 * rng.standard_normal((spec["classes"], spec["features"]), dtype=np.float32)
+    t = rng.integers(spec["classes"], size=n)
+    x = centres[t] + rng.standard_normal((n, spec["features"]), dtype=np.float32)
+    return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
+
+
+def build_model(config, in_features, rng):
+    """The Sequential model of config["model"], input sizes inferred from in_features."""
+    layers, width = [], in_features
+    for layer in config["model"]:
+        kind = layer_kind(layer)
+        settings = layer[kind] if isinstance(layer, dict) else {}
+        if kind == "affine":
+            layers.append(F.Affine(width, settings["out"], init=settings["init"], rng=rng))
+            width = settings["out"]
+        elif kind == "dropout":
+            layers.append(F.Dropout(settings["p"], rng=rng))
+        else:
+            layers.append({"relu": F.ReLU, "sigmoid": F.Sigmoid}[kind]())
+    return F.Sequential(layers)
+
+
+def build_optimizer(config, params):
+    """The configured optimizer; settings left null keep the optimizer's own defaults."""
+    settings = config["optimizer"]
+    extra = {key: settings[key] for key in OPTIMIZER_SETTINGS[settings["name"]] if settings[key] is not None}
+    return OPTIMIZERS[settings["name"]](params, lr=settings["lr"], weight_decay=settings["weight_decay"], **extra)
+
+
+class Warmup:
+    """lr rises linearly to `lr` over the first `steps` steps, then follows `schedule`."""
+
+    def __init__(self, schedule, lr, steps):
+        self.schedule, self.lr, self.steps = schedule, lr, steps
+
+    def __call__(self, step):
+        return self.lr * (step + 1) / self.steps if step < self.steps else self.schedule(step)
+
+
+def build_schedule(config, steps_per_epoch):
+    """step -> lr for the whole planned run (epochs x steps_per_epoch steps)."""
+    settings, lr = config["schedule"], config["optimizer"]["lr"]
+    total = config["training"]["epochs"] * steps_per_epoch
+    warmup = round(settings["warmup_epochs"] * steps_per_epoch)
+    if settings["name"] == "cosine":
+        return F.Cosine(lr, total, warmup=warmup, final=settings["final_lr"])
+    if settings["name"] == "step":
+        every = max(1, round(settings["step_epochs"] * steps_per_epoch))
+        schedule = F.StepDecay(lr, every, settings["gamma"])
+    else:
+        schedule = F.Constant(lr)
+    return Warmup(schedule, lr, warmup) if warmup else schedule
+
+
+def parameter_count(model):
+    """Number of trainable numbers in the model."""
+    return int(sum(p.data.size for p in model.parameters()))
