@@ -8,6 +8,7 @@ from datasets import DownloadError, IDXError
 
 from .config import ConfigError, dump, load
 from .run import Diverged, Interrupted, Log, claim_folder, new_run_folder, save_config, train
+from .sweep import combinations, run_sweep
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist_mlp.yaml"
 
@@ -61,7 +62,7 @@ def parser():
 
 def fail(message):
     """A user-facing error: one wrapped paragraph on stderr."""
-    print("\n".join(textwrap.fill(part, 100) for part in str(message).split("\n")), file=sys.stderr)
+    print("\n".join(textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False) for part in str(message).split("\n")), file=sys.stderr)
 
 
 def main(argv=None, default_config=DEFAULT_CONFIG, preamble=()):
@@ -121,6 +122,8 @@ def run(args, default_config, preamble, log):
         config = load(source, args.overrides)
     if args.data_dir:
         config["data"]["dir"] = args.data_dir
+    if config["sweep"] is not None:
+        combinations(config, source)  # every combination checked before any folder or run
     if not args.resume:
         name = config["name"] or Path(source).stem
         folder = claim_folder(args.out) if args.out else new_run_folder(config["logging"]["runs_dir"], name)
@@ -141,7 +144,6 @@ def run(args, default_config, preamble, log):
 def train_or_sweep(config, folder, log, source, resume):
     """A sweep config runs all its combinations; any other one run."""
     if config["sweep"] is not None:
-        from .sweep import run_sweep
         return run_sweep(config, folder, log, source, resume=resume)
     return train(config, folder, log, resume=resume)
 

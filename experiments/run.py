@@ -211,22 +211,24 @@ def train(config, folder, log, resume=False):
     recorder = Recorder(folder, log, config, model, optimizer, rng, history)
     recorder.write_metrics()
     recorder.checkpoint()  # epoch 0 (or the restored one): a NaN in epoch 1 still leaves a good state
-    status = "finished"
+    # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
+    # say the same thing less precisely, in the middle of the log.
     try:
-        F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, val=data.val, test=data.test,
-              epochs=training["epochs"], batch_size=batch_size, rng=rng, shuffle=config["data"]["shuffle"],
-              lr_schedule=build_schedule(config, steps_per_epoch), log=recorder,
-              bias_every_epoch=training["bias_every_epoch"], bias_every=training["bias_every"],
-              start_epoch=start, history=history, eval_every=training["eval_every"],
-              should_stop=(stop_without_improvement(training["patience"]) if training["patience"] else None),
-              progress=config["logging"]["progress"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, val=data.val, test=data.test,
+                  epochs=training["epochs"], batch_size=batch_size, rng=rng, shuffle=config["data"]["shuffle"],
+                  lr_schedule=build_schedule(config, steps_per_epoch), log=recorder,
+                  bias_every_epoch=training["bias_every_epoch"], bias_every=training["bias_every"],
+                  start_epoch=start, history=history, eval_every=training["eval_every"],
+                  should_stop=stop_without_improvement(training["patience"]) if training["patience"] else None,
+                  progress=config["logging"]["progress"])
     except KeyboardInterrupt:
         recorder.ensure_saved()
         raise Interrupted(folder, recorder.saved_epoch) from None
     except F.NonFiniteError as e:
-        status = "diverged"
-        finish(config, folder, log, recorder.history, model, started, status, str(e))
+        finish(config, folder, log, recorder.history, model, started, "diverged", str(e))
         raise Diverged(str(e), folder, recorder.saved_epoch) from None
+    status = "finished"
     if len(recorder.history) < training["epochs"]:
         status = "stopped early"
         log(f"early stopping: validation accuracy has not improved for {training['patience']} evaluations")

@@ -1,0 +1,130 @@
+"""Configs: defaults, YAML reading, overrides, and the messages for every kind of mistake (exit code 2)."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments import config as C
+from experiments.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def run_cli(tmp_path, capsys, text, *extra):
+    """Writes `text` as a config, runs the CLI on it; returns (exit code, stderr unwrapped, the config's path)."""
+    path = tmp_path / "exp.yaml"
+    path.write_text(text, encoding="utf-8")
+    code = main([str(path), "--out", str(tmp_path / "out"), "--quiet", *extra])
+    return code, " ".join(capsys.readouterr().err.split()), str(path)
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "quick.yaml", "compare_optimizers.yaml"])
+def test_shipped_configs_are_valid(name):
+    assert C.load(CONFIGS / name)["data"]["dataset"] == "mnist"
+
+
+def test_resolved_config_reads_back_unchanged(tmp_path):
+    resolved = C.load(CONFIGS / "mnist_mlp.yaml")
+    (tmp_path / "config.yaml").write_text(C.dump(resolved), encoding="utf-8")
+    assert C.load(tmp_path / "config.yaml") == resolved
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path):
+    (tmp_path / "a.yaml").write_text("optimizer: {lr: 0.01}\n", encoding="utf-8")
+    config = C.load(tmp_path / "a.yaml")
+    assert config["optimizer"] == {**C.load()["optimizer"], "lr": 0.01}
+
+
+def test_exponent_without_dot_is_a_number(tmp_path):
+    (tmp_path / "a.yaml").write_text("optimizer: {lr: 1e-3}\n", encoding="utf-8")
+    assert C.load(tmp_path / "a.yaml")["optimizer"]["lr"] == 0.001
+
+
+def test_set_overrides_are_yaml_values_and_reach_list_items():
+    config = C.load(None, ["optimizer.lr=2e-3", "model.0.affine.out=64", "data.mirrors=[/a, /b]"])
+    assert config["optimizer"]["lr"] == 0.002
+    assert config["model"][0] == {"affine": {"out": 64, "init": "he"}}
+    assert config["data"]["mirrors"] == ["/a", "/b"]
+
+
+def test_unknown_key_names_file_path_and_suggests(tmp_path, capsys):
+    code, err, path = run_cli(tmp_path, capsys, "optimizer:\n  name: adam\n  lrr: 0.01\n")
+    assert code == 2
+    assert path in err and "optimizer.lrr" in err and "did you mean 'lr'" in err
+    assert "Traceback" not in err
+
+
+def test_wrong_type_says_what_is_allowed(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "training: {epochs: ten}\n")
+    assert code == 2
+    assert "training.epochs: wrong type: expected an integer ≥ 1, got the text 'ten'" in err
+
+
+def test_out_of_range_inside_a_layer(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, relu, {dropout: {p: 1.5}}, {affine: {out: 10}}]\n")
+    assert code == 2
+    assert "model.2.dropout.p: out of range: 1.5 is not ≥ 0 and < 1" in err
+
+
+def test_misspelt_layer_suggests(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, rleu, {affine: {out: 10}}]\n")
+    assert code == 2
+    assert "model.1: unknown layer 'rleu' (did you mean 'relu'?)" in err
+
+
+def test_output_layer_must_match_classes(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, relu, {affine: {out: 7}}]\n")
+    assert code == 2
+    assert "model.2.affine.out" in err and "10 classes" in err
+
+
+def test_setting_the_optimizer_does_not_use_is_refused(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "optimizer: {name: adam, momentum: 0.9}\n")
+    assert code == 2
+    assert "optimizer.momentum: adam does not use 'momentum'" in err
+
+
+def test_bad_yaml_gives_line_and_column(tmp_path, capsys):
+    code, err, path = run_cli(tmp_path, capsys, "data:\n  batch_size: 64\n optimizer: adam\n")
+    assert code == 2
+    assert f"{path}: line 3, column 2: not valid YAML" in err
+
+
+def test_duplicate_key_is_refused_with_both_lines(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "training:\n  epochs: 3\n  epochs: 4\n")
+    assert code == 2
+    assert "line 3" in err and "duplicate key 'epochs' (first given on line 2)" in err
+
+
+def test_bad_set_value_names_the_override(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "", "--set", "data.batch_size=0")
+    assert code == 2
+    assert "--set data.batch_size=0: data.batch_size: out of range: 0 is not ≥ 1" in err
+
+
+def test_set_unknown_key_suggests(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "", "--set", "training.epoch=3")
+    assert code == 2
+    assert "training.epoch: unknown key 'epoch' (did you mean 'epochs'?)" in err
+
+
+def test_set_without_equals_explains_the_form(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "", "--set", "optimizer.lr")
+    assert code == 2
+    assert "expected KEY.PATH=VALUE" in err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.yaml"), "--quiet"]) == 2
+    assert "no such config file" in capsys.readouterr().err
+
+
+def test_refused_config_does_no_work(tmp_path, capsys):
+    code, _, _ = run_cli(tmp_path, capsys, "training: {epochs: -1}\n")
+    assert code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_saved_config_is_plain_yaml(tmp_path):
+    text = C.dump(C.load(CONFIGS / "compare_optimizers.yaml"))
+    assert yaml.safe_load(text)["sweep"]["grid"]["optimizer.name"][0] == "sgd"

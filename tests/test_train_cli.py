@@ -1,0 +1,209 @@
+"""train.py end to end: real MNIST quick run, synthetic runs, determinism, resume, NaN stop, bias CSV."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import framework as F
+from experiments.cli import main
+from experiments.run import Recorder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+TINY = """\
+name: tiny
+data:
+  dataset: synthetic
+  validation: 100
+  batch_size: 50
+  synthetic: {train: 400, test: 100, features: 8, classes: 3}
+model: [{affine: {out: 16}}, relu, {dropout: {p: 0.1}}, {affine: {out: 16}}, relu, {affine: {out: 3}}]
+optimizer: {name: adam, lr: 0.01}
+training: {epochs: 3, seed: 1, bias_every: 4}
+logging: {progress: false, plots: false}
+"""
+
+
+def tiny_config(tmp_path, extra=""):
+    """A synthetic-data config (no files, well under a second per run) written to tmp_path."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY + extra, encoding="utf-8")
+    return str(path)
+
+
+def metrics_without_time(folder):
+    """metrics.csv's text with the wall-clock column (the last) cut off: the rest must repeat exactly."""
+    lines = (Path(folder) / "metrics.csv").read_text().splitlines()
+    assert lines[0].endswith(",seconds")
+    return [line.rsplit(",", 1)[0] for line in lines]
+
+
+def test_quick_config_on_real_mnist(tmp_path, monkeypatch, capsys):
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST files needed: {SHARED_MNIST} not found")
+    monkeypatch.setenv("MNIST_MIRRORS", str(SHARED_MNIST))
+    out = tmp_path / "run"
+    code = main([str(REPO / "configs" / "quick.yaml"), "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "affine3.b  dY (128, 10) -> db (10,) = sum of 128 rows" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.8 and summary["parameters"] == 669_706
+    assert {"config.yaml", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "log.txt"} <= {p.name for p in out.iterdir()}
+
+
+def test_synthetic_run_writes_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                                     "test_loss", "test_acc", "seconds"]
+    assert list(metrics["epoch"]) == [1, 2, 3]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and 0 <= summary["test_accuracy"] <= 1
+    assert F.load(out / "checkpoint.npz")["epoch"] == 3
+
+
+def test_set_override_reaches_the_run(tmp_path):
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "training.epochs=1",
+                 "--set", "schedule.name=none"]) == 0
+    assert len(pd.read_csv(out / "metrics.csv")) == 1
+    assert "epochs: 1" in (out / "config.yaml").read_text()
+    assert pd.read_csv(out / "metrics.csv")["lr"].iloc[0] == 0.01
+
+
+def test_same_seed_same_metrics_and_bias_log(tmp_path):
+    config = tiny_config(tmp_path)
+    for name in ("a", "b"):
+        assert main([config, "--out", str(tmp_path / name), "--quiet"]) == 0
+    assert metrics_without_time(tmp_path / "a") == metrics_without_time(tmp_path / "b")
+    assert (tmp_path / "a" / "bias_grads.csv").read_bytes() == (tmp_path / "b" / "bias_grads.csv").read_bytes()
+
+
+def test_other_seed_other_metrics(tmp_path):
+    config = tiny_config(tmp_path)
+    main([config, "--out", str(tmp_path / "a"), "--quiet"])
+    main([config, "--out", str(tmp_path / "b"), "--quiet", "--set", "training.seed=2"])
+    assert metrics_without_time(tmp_path / "a") != metrics_without_time(tmp_path / "b")
+
+
+def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
+    config = tiny_config(tmp_path)
+    assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
+
+    logged_bias = Recorder.bias
+
+    def ctrl_c_in_epoch_3(self, record):  # as if Ctrl-C hit just after epoch 3's first bias line
+        logged_bias(self, record)
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Recorder, "bias", ctrl_c_in_epoch_3)
+    interrupted = tmp_path / "interrupted"
+    assert main([config, "--out", str(interrupted), "--quiet"]) == 130
+    assert f"--resume {interrupted}" in " ".join(capsys.readouterr().err.split())
+    assert F.load(interrupted / "checkpoint.npz")["epoch"] == 2
+
+    monkeypatch.undo()
+    assert main(["--resume", str(interrupted), "--quiet"]) == 0
+    assert len(metrics_without_time(interrupted)) == 4
+    assert metrics_without_time(interrupted) == metrics_without_time(tmp_path / "straight")
+    assert (interrupted / "bias_grads.csv").read_bytes() == (tmp_path / "straight" / "bias_grads.csv").read_bytes()
+
+
+def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
+    saved = Recorder.checkpoint
+
+    def ctrl_c_while_saving_epoch_2(self):
+        if self.epochs_done() == 2 and self.saved_epoch == 1:
+            self.saved_epoch = None  # as if the signal arrived before the rename
+            raise KeyboardInterrupt
+        saved(self)
+
+    monkeypatch.setattr(Recorder, "checkpoint", ctrl_c_while_saving_epoch_2)
+    assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet"]) == 130
+    assert F.load(tmp_path / "run" / "checkpoint.npz")["epoch"] == 2
+
+
+def test_resume_needs_a_run_folder(tmp_path, capsys):
+    assert main(["--resume", str(tmp_path), "--quiet"]) == 2
+    assert "no config.yaml there" in capsys.readouterr().err
+
+
+def test_out_folder_holding_a_run_is_refused(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    main([config, "--out", str(tmp_path / "run"), "--quiet", "--set", "training.epochs=1"])
+    assert main([config, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "already holds a run" in " ".join(capsys.readouterr().err.split())
+
+
+def test_overflow_stops_with_step_and_layer_and_keeps_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    # lr multiplied by 1e30 after epoch 1: epoch 1 trains, epoch 2 overflows.
+    code = main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.name=sgd",
+                 "--set", "optimizer.lr=0.1", "--set", "schedule={name: step, step_epochs: 1, gamma: 1e30}"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3
+    assert re.search(r"step \d+ \(epoch 2\): loss \S+; first non-finite gradient in affine\d\.[Wb]", err)
+    assert F.load(out / "checkpoint.npz")["epoch"] == 1
+    assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_bias_csv_checks_hold(tmp_path):
+    out = tmp_path / "run"
+    main([tiny_config(tmp_path), "--out", str(out), "--quiet"])
+    bias = pd.read_csv(out / "bias_grads.csv")
+    assert set(bias["layer"]) == {"affine1.b", "affine2.b", "affine3.b"}
+    assert sorted(set(bias["step"])) == [1, 4, 7, 8, 12, 13, 16]  # 6 steps per epoch: starts 1, 7, 13; every 4
+    assert (bias["sum_check"] < 1e-6).all() and (bias["ones_check"] < 1e-6).all()
+    assert (bias["numeric_rel_err"] < 1e-5).all()
+    output = bias[bias["layer"] == "affine3.b"]
+    assert output["db_sum"].abs().max() < 1e-6 and output["identity_check"].max() < 1e-6
+    assert bias.loc[bias["layer"] != "affine3.b", "db_sum"].isna().all()
+
+
+def test_bias_lines_in_the_log(tmp_path, capsys):
+    main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--set", "training.epochs=1"])
+    printed = capsys.readouterr().out
+    assert "step 1  affine1.b  dY (50, 16) -> db (16,) = sum of 50 rows" in printed
+    assert "Σ_k db_k" in printed and "pushed hardest" in printed
+
+
+def test_early_stopping_on_validation(tmp_path):
+    out = tmp_path / "run"
+    # lr 0 never improves validation accuracy: stop after 1 + patience epochs.
+    main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.lr=1e-12",
+          "--set", "schedule.name=none", "--set", "training.epochs=10", "--set", "training.patience=2"])
+    assert len(pd.read_csv(out / "metrics.csv")) == 3
+    assert json.loads((out / "summary.json").read_text())["status"] == "stopped early"
+
+
+def test_explain_bias_shows_the_sum_from_the_real_layer(capsys):
+    assert main(["--explain-bias"]) == 0
+    printed = capsys.readouterr().out
+    assert "dY[0] + dY[1] + dY[2] = [0.1, -0.3] + [0.2, 0.1] + [-0.4, 0.5] = [-0.1, 0.3]" in printed
+    assert "db from Affine.backward (dY.sum(axis=0)) = [-0.1, 0.3]" in printed
+
+
+def test_help_lists_options_and_exit_codes(capsys):
+    assert main(["--help"]) == 0
+    printed = capsys.readouterr().out
+    assert "--resume DIR" in printed and "exit codes" in printed and "--explain-bias" in printed
+
+
+def test_train_py_from_another_folder(tmp_path):
+    config = tiny_config(tmp_path)
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), config, "--out", "run", "--quiet",
+                           "--set", "training.epochs=1"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "OpenBLAS" in (tmp_path / "run" / "log.txt").read_text()
+    bad = subprocess.run([sys.executable, str(REPO / "train.py"), "--set", "optimizer.nam=adam"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "did you mean 'name'" in bad.stderr and "Traceback" not in bad.stderr
