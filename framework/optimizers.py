@@ -3,6 +3,11 @@
 Update rules are PyTorch's documented ones (at a constant learning rate). Weight decay,
 where given, is L2 added to the gradient (g + wd * w) of weights only (ndim >= 2), never
 of biases. The incoming gradients are never modified.
+
+Speed: the updates run in place, through one scratch array per parameter (`self.scratch(i)`),
+so a step allocates nothing. Each numpy operation is one pass over the parameter; writing
+`p.data -= lr * g` would add a temporary as large as p (235k floats for the reference MLP).
+All scalars are Python floats, which keep float32 arrays float32.
 """
 import math
 
@@ -21,6 +26,14 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         self.lr, self.weight_decay, self.t = lr, weight_decay, 0
         self.state = {slot: [np.zeros_like(p.data) for p in self.params] for slot in self.slots}
+        self._scratch = [None] * len(self.params)
+
+    def scratch(self, i):
+        """A work array like parameter i's data, allocated once (again if data changes shape or dtype)."""
+        data, s = self.params[i].data, self._scratch[i]
+        if s is None or s.shape != data.shape or s.dtype != data.dtype:
+            s = self._scratch[i] = np.empty_like(data)
+        return s
 
     def step(self):
         self.t += 1
@@ -55,7 +68,7 @@ class SGD(Optimizer):
     """w <- w - lr * g."""
 
     def update(self, i, p, g):
-        p.data -= self.lr * g
+        p.data -= np.multiply(g, float(self.lr), out=self.scratch(i))
 
 
 class Momentum(Optimizer):
@@ -71,7 +84,7 @@ class Momentum(Optimizer):
     def update(self, i, p, g):
         v = self.state["v"][i]
         v *= self.momentum
-        v -= self.lr * g
+        v -= np.multiply(g, float(self.lr), out=self.scratch(i))
         p.data += v
 
 
@@ -86,10 +99,11 @@ class Nesterov(Optimizer):
         self.momentum = momentum
 
     def update(self, i, p, g):
-        v = self.state["v"][i]
+        v, lr_g = self.state["v"][i], np.multiply(g, float(self.lr), out=self.scratch(i))
         v *= self.momentum
-        v -= self.lr * g
-        p.data += self.momentum * v - self.lr * g
+        v -= lr_g
+        p.data -= lr_g
+        p.data += np.multiply(v, self.momentum, out=lr_g)  # the scratch again, now mu * v
 
 
 class AdaGrad(Optimizer):
@@ -103,9 +117,11 @@ class AdaGrad(Optimizer):
         self.eps = eps
 
     def update(self, i, p, g):
-        h = self.state["h"][i]
-        h += g * g
-        p.data -= self.lr * g / (np.sqrt(h) + self.eps)
+        h, s = self.state["h"][i], self.scratch(i)
+        h += np.multiply(g, g, out=s)
+        denom = np.sqrt(h, out=s)
+        denom += self.eps
+        p.data -= lr_times_ratio(float(self.lr), g, denom)
 
 
 class RMSprop(Optimizer):
@@ -119,10 +135,14 @@ class RMSprop(Optimizer):
         self.alpha, self.eps = alpha, eps
 
     def update(self, i, p, g):
-        v = self.state["v"][i]
+        v, s = self.state["v"][i], self.scratch(i)
         v *= self.alpha
-        v += (1 - self.alpha) * (g * g)
-        p.data -= self.lr * g / (np.sqrt(v) + self.eps)
+        g2 = np.multiply(g, g, out=s)
+        g2 *= 1 - self.alpha
+        v += g2
+        denom = np.sqrt(v, out=s)
+        denom += self.eps
+        p.data -= lr_times_ratio(float(self.lr), g, denom)
 
 
 class Adam(Optimizer):
@@ -139,12 +159,23 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
     def update(self, i, p, g):
-        m, v = self.state["m"][i], self.state["v"][i]
+        m, v, s = self.state["m"][i], self.state["v"][i], self.scratch(i)
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        m += np.multiply(g, 1 - self.beta1, out=s)
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        step_size = self.lr / (1 - self.beta1 ** self.t)
+        g2 = np.multiply(g, g, out=s)
+        g2 *= 1 - self.beta2
+        v += g2
+        step_size = float(self.lr) / (1 - self.beta1 ** self.t)
         # math.sqrt gives a Python float, which keeps float32 arrays float32 (np.sqrt would not).
-        denom = np.sqrt(v) / math.sqrt(1 - self.beta2 ** self.t) + self.eps
-        p.data -= step_size * (m / denom)
+        denom = np.sqrt(v, out=s)
+        denom /= math.sqrt(1 - self.beta2 ** self.t)
+        denom += self.eps
+        p.data -= lr_times_ratio(step_size, m, denom)
+
+
+def lr_times_ratio(lr, numerator, denom):
+    """lr * numerator / denom, computed in denom's array (which it overwrites)."""
+    ratio = np.divide(numerator, denom, out=denom)
+    ratio *= lr
+    return ratio
