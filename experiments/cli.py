@@ -155,7 +155,8 @@ def report(result, folder, log):
         best = (f" (best val {r['best_val_accuracy']:.4f} at epoch {r['best_val_epoch']})"
                 if r["best_val_accuracy"] is not None else "")
         test = f"test accuracy {r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "no test set"
-        log(f"{r['status']}: {test}{best} after {r['epochs']} epochs, {r['train_seconds']:.1f} s "
+        epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
+        log(f"{r['status']}: {test}{best} after {epochs}, {r['train_seconds']:.1f} s "
             f"training; {r['parameters']:,} parameters; run folder {folder}", always=True)
     else:
         top = result.iloc[0]
