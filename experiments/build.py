@@ -31,13 +31,24 @@ def load_data(config, rng, progress=None):
     if data["dataset"] == "synthetic":
         train, test = synthetic(data["synthetic"], rng)
     else:
-        train, test = load_mnist(data["dir"], mirrors=data["mirrors"], progress=progress, name=data["dataset"])
+        # Split the uint8 images and scale each split once: splitting float32 images would
+        # hold two copies of the 188 MB training set at once (quick.yaml peak RSS 481 -> 201 MB).
+        train, test = load_mnist(data["dir"], mirrors=data["mirrors"], progress=progress,
+                                 name=data["dataset"], normalize=False)
     val = None
     if data["validation"]:
         train, val = split_validation(*train, data["validation"], seed=rng)
     if data["subset"] is not None and data["subset"] < len(train[0]):
         _, train = split_validation(*train, data["subset"], seed=rng)
-    return Data(train, val, test)
+    return Data(*(scaled(split) for split in (train, val, test)))
+
+
+def scaled(split):
+    """(x, t) with uint8 images scaled to float32 in [0, 1]; float data and None pass through."""
+    if split is None or split[0].dtype != np.uint8:
+        return split
+    x, t = split
+    return np.divide(x, 255, dtype=np.float32), t
 
 
 def synthetic(spec, rng):
