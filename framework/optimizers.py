@@ -160,18 +160,20 @@ class Adam(Optimizer):
 
     def update(self, i, p, g):
         m, v, s = self.state["m"][i], self.state["v"][i], self.scratch(i)
-        m *= self.beta1
+        m *= self.beta1  # m <- b1 m + (1-b1) g
         m += np.multiply(g, 1 - self.beta1, out=s)
-        v *= self.beta2
+        v *= self.beta2  # v <- b2 v + (1-b2) g²
         g2 = np.multiply(g, g, out=s)
         g2 *= 1 - self.beta2
         v += g2
         step_size = float(self.lr) / (1 - self.beta1 ** self.t)
         # math.sqrt gives a Python float, which keeps float32 arrays float32 (np.sqrt would not).
+        c = math.sqrt(1 - self.beta2 ** self.t)
+        # m / (sqrt(v) / c + eps) = c m / (sqrt(v) + c eps): the same update, one pass over
+        # the parameter fewer (Adam step 0.28 -> 0.25 ms for the reference MLP).
         denom = np.sqrt(v, out=s)
-        denom /= math.sqrt(1 - self.beta2 ** self.t)
-        denom += self.eps
-        p.data -= lr_times_ratio(step_size, m, denom)
+        denom += c * self.eps
+        p.data -= lr_times_ratio(c * step_size, m, denom)
 
 
 def lr_times_ratio(lr, numerator, denom):
