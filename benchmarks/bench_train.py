@@ -16,7 +16,8 @@ Each figure is the median over --reps repetitions of a block of steps (~--block 
 after a warm-up. Columns: samples/s; s/epoch (60,000 samples); "x floor" = step time / floor
 step time (1.0 is the floor); "x torch" = framework throughput / PyTorch's (above 1: faster);
 "over floor" = step time - floor step time in ms, the per-step cost that is not matrix
-products (optimizer, elementwise work, Python calls): at batch 32 that is the fixed cost.
+products (optimizer, elementwise work, Python calls): at batch 32 that is the fixed cost;
+"spread" = interquartile range of the repetitions / median (large: the machine was busy).
 "fit() epoch" times a whole epoch of framework.fit (batch gather, finiteness check, accuracy
 counting included) for comparison with the bare step.
 
@@ -359,6 +360,7 @@ def run_table(args, x, t, torch_process):
             row = {"batch": batch, "candidate": kind, "optimizer": opt or "-", "s_per_step": s,
                    "samples_per_s": batch / s, "s_per_epoch": EPOCH * s / batch,
                    "x_floor": s / floor, "over_floor_ms": (s - floor) * 1e3,
+                   "spread": float(np.subtract(*np.percentile(times[name], [75, 25])) / s),
                    "s_per_step_reps": times[name]}
             if kind == "framework" and f"torch {opt}" in median:
                 row["x_torch"] = median[f"torch {opt}"] / s
@@ -381,12 +383,13 @@ def run_table(args, x, t, torch_process):
 def print_rows(rows, header):
     if header:
         print(f"{'batch':>5}  {'candidate':<12}{'optim':<6}{'samples/s':>11}{'s/epoch':>9}"
-              f"{'x floor':>9}{'x torch':>9}{'over floor':>12}")
+              f"{'x floor':>9}{'x torch':>9}{'over floor':>12}{'spread':>8}")
     for r in rows:
         x_torch = f"{r['x_torch']:.2f}" if "x_torch" in r else ""
         over = f"{r['over_floor_ms']:.3f} ms" if "over_floor_ms" in r and r["candidate"] != "floor" else ""
+        spread = f"{r['spread']:.0%}" if "spread" in r else ""
         print(f"{r['batch']:>5}  {r['candidate']:<12}{r['optimizer']:<6}{r['samples_per_s']:>11,.0f}"
-              f"{r['s_per_epoch']:>9.3f}{r['x_floor']:>9.2f}{x_torch:>9}{over:>12}")
+              f"{r['s_per_epoch']:>9.3f}{r['x_floor']:>9.2f}{x_torch:>9}{over:>12}{spread:>8}")
 
 
 # --- profile --------------------------------------------------------------------------------
