@@ -29,7 +29,10 @@ counting included) for comparison with the bare step.
 
 OpenBLAS kernels: experiments.blas.choose_openblas_coretype() runs first, before numpy is
 imported (it sets OPENBLAS_CORETYPE=SkylakeX on an AVX-512 CPU unless the variable is already
-set; --no-coretype skips it). The core in use is printed in the header.
+set; --no-coretype skips it). The core in use is printed in the header. Where the environment
+already exports OPENBLAS_CORETYPE (e.g. =Haswell), that is kept; compare kernels with
+    python benchmarks/bench_train.py                            # the environment's choice
+    env -u OPENBLAS_CORETYPE python benchmarks/bench_train.py   # SkylakeX on AVX-512
 """
 import argparse
 import os
