@@ -77,3 +77,16 @@ def test_layers_keep_the_dtype_forward_and_backward(dtype):
         assert layer.backward(np.ones_like(y)).dtype == dtype, type(layer).__name__
         for p in layer.parameters():
             assert p.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: o.__name__)
+def test_a_parameter_swapped_to_float64_is_updated_in_float64(opt):
+    """float64_copy (gradcheck, bias log) swaps p.data for a float64 copy: in-place updates must follow."""
+    from framework import Parameter
+    p = Parameter(np.ones((3, 2), dtype=np.float32))
+    optimizer = opt([p], lr=0.1)
+    p.grad = np.full((3, 2), 0.5, dtype=np.float32)
+    optimizer.step()
+    p.data, p.grad = p.data.astype(np.float64), np.full((3, 2), 0.5)
+    optimizer.step()
+    assert p.data.dtype == np.float64 and np.all(p.data < 1)
