@@ -6,11 +6,12 @@ same run so that load from other processes hits all of them alike:
 
   floor         the 8 matrix products of a step alone (3 forward, 3 dW, 2 dx; the first
                 layer's dx is not needed), same shapes, into preallocated outputs
-  framework     the step fit() runs (framework/fit.py), call for call: model.forward(x,
-                train=True), loss_fn.forward, model.backward(loss_fn.backward(),
-                need_dx=False), optimizer.step(); with SGD and with Adam
-  torch         PyTorch eager doing the same step (nn.Sequential of Linear/ReLU,
-                F.cross_entropy, torch.optim.SGD/Adam), same thread count; when importable
+  framework     framework.fit itself, the loop train.py runs (bias log and progress bar
+                off): a shuffled batch gathered, forward, loss, backward, the finiteness
+                check, optimizer.step(), loss and accuracy counted; with SGD and with Adam
+  torch         PyTorch eager running the same loop (torch.randperm, the batch gathered,
+                nn.Sequential of Linear/ReLU, F.cross_entropy, torch.optim.SGD/Adam, loss
+                and accuracy read out with .item()), same thread count; when importable
 
 Each figure is the median over --reps repetitions of a block of steps (~--block seconds),
 after a warm-up. Columns: samples/s; s/epoch (60,000 samples); "x floor" = step time / floor
@@ -18,8 +19,6 @@ step time (1.0 is the floor); "x torch" = framework throughput / PyTorch's (abov
 "over floor" = step time - floor step time in ms, the per-step cost that is not matrix
 products (optimizer, elementwise work, Python calls): at batch 32 that is the fixed cost;
 "spread" = interquartile range of the repetitions / median (large: the machine was busy).
-"fit() epoch" times a whole epoch of framework.fit (batch gather, finiteness check, accuracy
-counting included) for comparison with the bare step.
 
     python benchmarks/bench_train.py                     # full table
     python benchmarks/bench_train.py --reps 3 --batch-sizes 128
@@ -40,9 +39,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 EPOCH = 60_000
 SIZES = (784, 256, 128, 10)
 
@@ -53,13 +49,12 @@ def parse_args(argv=None):
                     help="comma-separated batch sizes (default 32,128,512)")
     ap.add_argument("--optimizers", default="sgd,adam", help="comma-separated: sgd, adam")
     ap.add_argument("--reps", type=int, default=9, help="timed repetitions per figure (median)")
-    ap.add_argument("--block", type=float, default=0.2, help="seconds per repetition (approx.)")
+    ap.add_argument("--block", type=float, default=0.4, help="seconds per repetition (approx.)")
     ap.add_argument("--warmup", type=float, default=0.3, help="seconds of warm-up per candidate")
     ap.add_argument("--threads", type=int, default=None,
                     help="OpenBLAS and torch threads (default: OpenBLAS's own choice, "
                          "torch is given the same number)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
-    ap.add_argument("--no-fit", action="store_true", help="skip the fit() epoch row")
     ap.add_argument("--no-coretype", action="store_true",
                     help="do not call experiments.blas.choose_openblas_coretype()")
     ap.add_argument("--profile", action="store_true",
@@ -134,13 +129,10 @@ def make_optimizer(name, params):
     return fw.Adam(params, lr=1e-3) if name == "adam" else fw.SGD(params, lr=0.05)
 
 
-def train_step(model, loss_fn, optimizer, x, t):
-    """fit()'s training step, call for call (framework/fit.py, without its logging)."""
-    logits = model.forward(x, train=True)
-    loss = loss_fn.forward(logits, t)
-    model.backward(loss_fn.backward(), need_dx=False)
-    optimizer.step()
-    return loss
+def epochs_of(steps, n, batch):
+    """Sizes of the training sets that make `steps` steps: whole epochs of at most n examples."""
+    per_epoch = n // batch
+    return [min(per_epoch, steps - done) * batch for done in range(0, steps, per_epoch)]
 
 
 class Timed:
@@ -166,18 +158,19 @@ class Timed:
 
 
 class Framework(Timed):
-    def __init__(self, opt, batches, seed):
-        self.model = reference_mlp(np.random.default_rng(seed))
+    """framework.fit on the first examples of (x, t): the real loop, not a copy of it."""
+
+    def __init__(self, opt, x, t, batch, seed):
+        self.rng = np.random.default_rng(seed)
+        self.model = reference_mlp(self.rng)
         self.loss_fn = fw.SoftmaxCrossEntropy()
         self.optimizer = make_optimizer(opt, self.model.parameters())
-        self.batches, self.i = batches, 0
+        self.x, self.t, self.batch = x, t, batch
 
     def run(self, steps):
-        model, loss_fn, optimizer, batches = self.model, self.loss_fn, self.optimizer, self.batches
-        for _ in range(steps):
-            x, t = batches[self.i]
-            self.i = (self.i + 1) % len(batches)
-            train_step(model, loss_fn, optimizer, x, t)
+        for n in epochs_of(steps, len(self.x), self.batch):
+            fw.fit(self.model, self.loss_fn, self.optimizer, (self.x[:n], self.t[:n]), epochs=1,
+                   batch_size=self.batch, rng=self.rng, bias_every_epoch=False, progress=False)
 
     def check_dtypes(self):
         """Names of arrays that are not float32 after training (no silent upcasts)."""
@@ -210,7 +203,7 @@ class Floor(Timed):
 
 
 class Torch(Timed):
-    def __init__(self, opt, batches, seed, threads):
+    def __init__(self, opt, x, t, batch, seed, threads):
         import torch
         import torch.nn.functional as F
         torch.manual_seed(seed)
@@ -225,17 +218,24 @@ class Torch(Timed):
         params = self.model.parameters()
         self.optimizer = (torch.optim.Adam(params, lr=1e-3) if opt == "adam"
                           else torch.optim.SGD(params, lr=0.05))
-        self.batches = [(torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))) for x, t in batches]
-        self.i = 0
+        self.x, self.t, self.batch = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64)), batch
 
     def run(self, steps):
-        model, optimizer, F, batches = self.model, self.optimizer, self.F, self.batches
-        for _ in range(steps):
-            x, t = batches[self.i]
-            self.i = (self.i + 1) % len(batches)
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), t).backward()
-            optimizer.step()
+        """The loop fit() runs, as a PyTorch user writes it."""
+        torch, model, optimizer, F, batch = self.torch, self.model, self.optimizer, self.F, self.batch
+        for n in epochs_of(steps, len(self.x), batch):
+            order = torch.randperm(n)
+            total_loss, correct = 0.0, 0
+            for first in range(0, n, batch):
+                idx = order[first:first + batch]
+                x, t = self.x[idx], self.t[idx]
+                optimizer.zero_grad(set_to_none=True)
+                logits = model(x)
+                loss = F.cross_entropy(logits, t)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(x)
+                correct += int((logits.argmax(dim=1) == t).sum())
 
 
 class TorchProcess:
@@ -286,9 +286,7 @@ def torch_worker(args):
 
     def bench(opt, batch):
         if (opt, batch) not in benches:
-            n = len(x) // batch
-            batches = [(x[i * batch:(i + 1) * batch], t[i * batch:(i + 1) * batch]) for i in range(n)]
-            benches[opt, batch] = Torch(opt, batches, args.seed, args.threads)
+            benches[opt, batch] = Torch(opt, x, t, batch, args.seed, args.threads)
         return benches[opt, batch]
 
     for line in sys.stdin:
@@ -321,19 +319,6 @@ def measure(candidates, reps, warmup, block):
     return {name: float(np.median(t)) for name, t in times.items()}, times
 
 
-def fit_epoch(opt, batch, x, t, seed, reps):
-    """Median seconds of one epoch of framework.fit (no progress bar, no bias log)."""
-    seconds = []
-    for r in range(reps):
-        rng = np.random.default_rng(seed + r)
-        model = reference_mlp(rng)
-        optimizer = make_optimizer(opt, model.parameters())
-        history = fw.fit(model, fw.SoftmaxCrossEntropy(), optimizer, (x, t), epochs=1,
-                         batch_size=batch, rng=rng, bias_every_epoch=False, progress=False)
-        seconds.append(float(history["seconds"].iloc[-1]))
-    return float(np.median(seconds))
-
-
 def have_torch(args):
     if args.no_torch:
         return False
@@ -346,11 +331,9 @@ def run_table(args, x, t, torch_process):
     optimizers = [o.strip().lower() for o in args.optimizers.split(",")]
     rows = []
     for batch in batch_sizes:
-        n = len(x) // batch
-        batches = [(x[i * batch:(i + 1) * batch], t[i * batch:(i + 1) * batch]) for i in range(n)]
         candidates = {"floor": Floor(batch, np.random.default_rng(args.seed))}
         for opt in optimizers:
-            candidates[f"framework {opt}"] = Framework(opt, batches, args.seed)
+            candidates[f"framework {opt}"] = Framework(opt, x, t, batch, args.seed)
             if torch_process is not None:
                 candidates[f"torch {opt}"] = torch_process.candidate(opt, batch)
         median, times = measure(candidates, args.reps, args.warmup, args.block)
@@ -369,17 +352,6 @@ def run_table(args, x, t, torch_process):
                 row["x_torch"] = median[f"torch {opt}"] / s
             rows.append(row)
         print_rows([r for r in rows if r["batch"] == batch], header=batch == batch_sizes[0])
-    if not args.no_fit and 128 in batch_sizes and "adam" in optimizers:
-        s = fit_epoch("adam", 128, x, t, args.seed, max(3, args.reps // 2))
-        step = next(r for r in rows if r["batch"] == 128 and r["candidate"] == "framework"
-                    and r["optimizer"] == "adam")
-        floor = next(r for r in rows if r["batch"] == 128 and r["candidate"] == "floor")
-        rows.append({"batch": 128, "candidate": "fit() epoch", "optimizer": "adam",
-                     "s_per_epoch": s, "samples_per_s": EPOCH / s, "x_floor": s / floor["s_per_epoch"],
-                     "over_step_s_per_epoch": s - step["s_per_epoch"]})
-        print_rows(rows[-1:], header=False)
-        print(f"  fit() epoch - bare steps: {s - step['s_per_epoch']:+.3f} s/epoch "
-              "(batch gather, finiteness check of every gradient, accuracy count, epoch setup)")
     return rows
 
 
@@ -413,10 +385,8 @@ def wrap_timer(obj, method, key, acc):
 def profile(args, x, t):
     """Per layer: seconds per step in forward and backward, the loss, and the optimizer."""
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        n = len(x) // batch
-        batches = [(x[i * batch:(i + 1) * batch], t[i * batch:(i + 1) * batch]) for i in range(n)]
         for opt in [o.strip().lower() for o in args.optimizers.split(",")]:
-            bench = Framework(opt, batches, args.seed)
+            bench = Framework(opt, x, t, batch, args.seed)
             bench.run(50)  # warm-up, untimed
             acc = {}
             for layer in bench.model.layers:
@@ -447,7 +417,7 @@ def profile(args, x, t):
                 print(f"  {name:<16}{cell(fwd):>10}{cell(bwd):>10}{tot * 1e3:>10.3f}{tot / total:>8.1%}")
             rest = total - sum(acc.values()) / steps
             print(f"  {'step overhead':<16}{'':>10}{'':>10}{rest * 1e3:>10.3f}{rest / total:>8.1%}"
-                  "   (Python between the timed calls, timers)")
+                  "   (fit's own work: batch gather, checks, accuracy; timers)")
             print("  (ms per step; Affine rows include their matrix products: "
                   "the floor above is all 8 of them)")
 
