@@ -89,15 +89,11 @@ class Momentum(Optimizer):
         p.data += v
 
 
-class Nesterov(Optimizer):
-    """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.  (= torch.optim.SGD(momentum=mu, nesterov=True).)"""
+class Nesterov(Momentum):
+    """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.  (= torch.optim.SGD(momentum=mu, nesterov=True).)
 
-    hyper = ("lr", "momentum", "weight_decay")
-    slots = ("v",)
-
-    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=0.0):
-        super().__init__(params, lr, weight_decay)
-        self.momentum = momentum
+    Momentum's state and settings; only the step differs: it looks ahead along v.
+    """
 
     def update(self, i, p, g):
         v, lr_g = self.state["v"][i], np.multiply(g, float(self.lr), out=self.scratch(i))
