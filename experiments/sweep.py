@@ -7,6 +7,7 @@
         optimizer.name=adam: {optimizer.lr: 0.001}
 """
 import copy
+import gc
 import itertools
 import json
 import re
@@ -77,6 +78,10 @@ def run_sweep(config, folder, log, source, resume=False):
                 raise Interrupted(folder, e.epoch) from None
             finally:
                 log.close()
+            # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
+            # frames hold the finished run's data and model until a collection: collect before
+            # the next run loads its own (compare_optimizers.yaml peak 836 -> 427 MB).
+            gc.collect()
         rows.append({"run": label, **chosen, **summary, "folder": sub.name})
     table = rank(rows)
     table.to_csv(folder / "comparison.csv", index=False)
