@@ -83,29 +83,18 @@ def build_optimizer(config, params):
     return OPTIMIZERS[settings["name"]](params, lr=settings["lr"], weight_decay=settings["weight_decay"], **extra)
 
 
-class Warmup:
-    """lr rises linearly to `lr` over the first `steps` steps, then follows `schedule`."""
-
-    def __init__(self, schedule, lr, steps):
-        self.schedule, self.lr, self.steps = schedule, lr, steps
-
-    def __call__(self, step):
-        return self.lr * (step + 1) / self.steps if step < self.steps else self.schedule(step)
-
-
 def build_schedule(config, steps_per_epoch):
     """step -> lr for the whole planned run (epochs x steps_per_epoch steps)."""
     settings, lr = config["schedule"], config["optimizer"]["lr"]
-    total = config["training"]["epochs"] * steps_per_epoch
     warmup = round(settings["warmup_epochs"] * steps_per_epoch)
+    after_warmup = config["training"]["epochs"] * steps_per_epoch - warmup
     if settings["name"] == "cosine":
-        return F.Cosine(lr, total, warmup=warmup, final=settings["final_lr"])
-    if settings["name"] == "step":
-        every = max(1, round(settings["step_epochs"] * steps_per_epoch))
-        schedule = F.StepDecay(lr, every, settings["gamma"])
+        schedule = F.Cosine(lr, after_warmup, final=settings["final_lr"])
+    elif settings["name"] == "step":
+        schedule = F.StepDecay(lr, max(1, round(settings["step_epochs"] * steps_per_epoch)), settings["gamma"])
     else:
         schedule = F.Constant(lr)
-    return Warmup(schedule, lr, warmup) if warmup else schedule
+    return F.Warmup(schedule, warmup) if warmup else schedule
 
 
 def parameter_count(model):

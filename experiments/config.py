@@ -242,7 +242,7 @@ SCHEMA = {
         "name": ("cosine", choice("none", "step", "cosine")),  # how lr changes over the steps
         "warmup_epochs": (0.0, number(0)),  # linear warm-up from ~0 to lr over this many epochs
         "final_lr": (0.0, number(0)),  # cosine: the lr of the last step
-        "step_epochs": (1.0, number(0, low_open=True)),  # step: multiply lr by gamma every this many epochs
+        "step_epochs": (1.0, number(0, low_open=True)),  # step: multiply lr by gamma every this many epochs (counted after any warm-up)
         "gamma": (0.1, number(0, low_open=True)),  # step: the factor
     },
     "training": {

@@ -23,17 +23,27 @@ class StepDecay:
 
 
 class Cosine:
-    """Linear warm-up over `warmup` steps, then lr(s) = final + (lr - final) (1 + cos(pi s / S)) / 2.
+    """lr(s) = final + (lr - final) (1 + cos(pi s / (S - 1))) / 2 for S = total_steps steps.
 
-    S is the number of steps after warm-up, so the last step of training uses `final`.
+    Starts at lr and reaches `final` on the last step, then stays there.
     """
 
-    def __init__(self, lr, total_steps, warmup=0, final=0.0):
-        self.lr, self.total_steps, self.warmup, self.final = lr, total_steps, warmup, final
+    def __init__(self, lr, total_steps, final=0.0):
+        self.lr, self.total_steps, self.final = lr, total_steps, final
 
     def __call__(self, step):
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        span = max(self.total_steps - self.warmup - 1, 1)
-        progress = min((step - self.warmup) / span, 1.0)
+        progress = min(step / max(self.total_steps - 1, 1), 1.0)
         return self.final + (self.lr - self.final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Warmup:
+    """Any schedule after a linear warm-up: lr(s) = schedule(0) (s + 1) / steps for s < steps,
+    then schedule(s - steps), so the wrapped schedule starts where the warm-up ends."""
+
+    def __init__(self, schedule, steps):
+        self.schedule, self.steps = schedule, steps
+
+    def __call__(self, step):
+        if step < self.steps:
+            return self.schedule(0) * (step + 1) / self.steps
+        return self.schedule(step - self.steps)
