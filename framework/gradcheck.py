@@ -1,25 +1,23 @@
 """Gradient checking: backprop against float64 central differences."""
+from contextlib import contextmanager
+
 import numpy as np
 
 
-class float64_copy:
-    """Context manager: the model's parameters (data and grad) in float64, restored on exit.
+@contextmanager
+def float64_copy(model):
+    """The model's parameters (data and grad) in float64 inside the `with`, restored after it.
 
     Restoring grads matters: a check made between backward and the optimizer's step must
     leave the step's gradients as they were.
     """
-
-    def __init__(self, model):
-        self.params = model.parameters()
-
-    def __enter__(self):
-        self.saved = [(p.data, p.grad) for p in self.params]
-        for p in self.params:
-            p.data = p.data.astype(np.float64)
-        return self
-
-    def __exit__(self, *exc):
-        for p, (data, grad) in zip(self.params, self.saved):
+    saved = [(p, p.data, p.grad) for p in model.parameters()]
+    for p, data, _ in saved:
+        p.data = data.astype(np.float64)
+    try:
+        yield
+    finally:
+        for p, data, grad in saved:
             p.data, p.grad = data, grad
 
 

@@ -43,9 +43,9 @@ class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y).  Any shape."""
 
     def forward(self, x, train=True):
-        # exp of -|x| never overflows; the two branches are the same function.
+        # With e = exp(-|x|), which never overflows: y = 1/(1+e) for x >= 0 and e/(1+e) below.
         e = np.exp(-np.abs(x))
-        self.y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        self.y = np.where(x >= 0, 1, e) / (1 + e)
         return self.y
 
     def backward(self, dy, need_dx=True):
