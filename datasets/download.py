@@ -20,11 +20,11 @@ from urllib.request import url2pathname
 import requests
 
 from datasets import verify
+from datasets.idx import GZIP_MAGIC
 from datasets.progress import Progress, ProgressArg
 from datasets.verify import FileSpec
 
 CHUNK_SIZE = 1 << 16
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class DownloadError(RuntimeError):

@@ -116,10 +116,9 @@ def run(args, default_config, preamble, log):
             raise ConfigError(f"--resume {args.resume}: no config.yaml there; is it a run folder "
                               f"(made by train.py)?")
         source = str(folder / "config.yaml")
-        config = load(source, args.overrides)
     else:
         source = str(args.config or default_config)
-        config = load(source, args.overrides)
+    config = load(source, args.overrides)
     if args.data_dir:
         config["data"]["dir"] = args.data_dir
     if config["sweep"] is not None:

@@ -416,13 +416,17 @@ def dump(config):
 
 # ---- overrides: --set key.path=value and sweep combinations
 
+def key_path(key):
+    """'model.0.affine.out' -> ['model', 0, 'affine', 'out']: list indices are numbers."""
+    return [int(part) if part.isdigit() else part for part in str(key).strip().split(".")]
+
+
 def parse_override(text_):
-    """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01); list indices are numbers: model.0.affine.out."""
+    """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01)."""
     key, sep, value = text_.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text_}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01.")
-    path = [int(part) if part.isdigit() else part for part in key.strip().split(".")]
-    return path, parse_yaml(value, f"--set {text_}")
+    return key_path(key), parse_yaml(value, f"--set {text_}")
 
 
 def set_path(config, path, value, source):

@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from .config import ConfigError, parse_yaml, resolve, set_path
+from .config import ConfigError, key_path, parse_yaml, resolve, set_path
 from .run import Diverged, Interrupted, pyplot, save_config, train
 
 
@@ -43,7 +43,7 @@ def combinations(config, source):
         combined["sweep"] = None
         where = f"{source}: sweep combination {label}"
         for path, value in settings.items():
-            set_path(combined, [int(p) if p.isdigit() else p for p in str(path).split(".")], value, where)
+            set_path(combined, key_path(path), value, where)
         runs.append((label, chosen, resolve(combined, where)))
     return runs
 
