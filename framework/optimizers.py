@@ -146,31 +146,31 @@ class Adam(Optimizer):
     """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;  w <- w - lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps).
 
     Bias correction undoes the zero start of m and v; eps is added to sqrt(v̂), as in PyTorch.
+    The state holds M = m/(1-b1) and V = v/(1-b2), which obey M <- b1 M + g and V <- b2 V + g²:
+    a pass over the parameter fewer each (10 in all; Adam step 0.26 -> 0.23 ms, reference MLP).
     """
 
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
-    slots = ("m", "v")
+    slots = ("M", "V")
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
     def update(self, i, p, g):
-        m, v, s = self.state["m"][i], self.state["v"][i], self.scratch(i)
-        m *= self.beta1  # m <- b1 m + (1-b1) g
-        m += np.multiply(g, 1 - self.beta1, out=s)
-        v *= self.beta2  # v <- b2 v + (1-b2) g²
-        g2 = np.multiply(g, g, out=s)
-        g2 *= 1 - self.beta2
-        v += g2
-        step_size = float(self.lr) / (1 - self.beta1 ** self.t)
-        # math.sqrt gives a Python float, which keeps float32 arrays float32 (np.sqrt would not).
-        c = math.sqrt(1 - self.beta2 ** self.t)
-        # m / (sqrt(v) / c + eps) = c m / (sqrt(v) + c eps): the same update, one pass over
-        # the parameter fewer (Adam step 0.28 -> 0.25 ms for the reference MLP).
-        denom = np.sqrt(v, out=s)
-        denom += c * self.eps
-        p.data -= lr_times_ratio(c * step_size, m, denom)
+        M, V, s = self.state["M"][i], self.state["V"][i], self.scratch(i)
+        M *= self.beta1
+        M += g
+        V *= self.beta2
+        V += np.multiply(g, g, out=s)
+        # m̂ = M (1-b1)/(1-b1^t) and sqrt(v̂) = c sqrt(V) with c = sqrt((1-b2)/(1-b2^t)), so
+        # lr m̂ / (sqrt(v̂) + eps) = lr (1-b1)/(1-b1^t)/c * M / (sqrt(V) + eps/c): the scalars
+        # are folded, and the arrays see one sqrt, one add, one divide, one multiply.
+        # (math.sqrt gives a Python float, which keeps float32 arrays float32; np.sqrt would not.)
+        c = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** self.t))
+        denom = np.sqrt(V, out=s)
+        denom += self.eps / c
+        p.data -= lr_times_ratio(float(self.lr) * (1 - self.beta1) / (1 - self.beta1 ** self.t) / c, M, denom)
 
 
 def lr_times_ratio(lr, numerator, denom):

@@ -62,7 +62,7 @@ def test_file_loads_without_pickle(tmp_path):
     model, opt = model_and_optimizer(0)
     save(tmp_path / "c.npz", model, opt, rng={"nested": [1, 2]})
     with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
-        assert "model/affine1.W" in f.files and "optimizer/m.0" in f.files
+        assert "model/affine1.W" in f.files and "optimizer/M.0" in f.files
         [f[k] for k in f.files]  # raises if any member needed pickle
 
 
