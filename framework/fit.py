@@ -56,6 +56,8 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
     # anywhere in a layer's dY shows in its small db (3 µs a step, where all gradients cost 22).
     sentinels = [p for p in backprop_order if p.data.ndim == 1] or backprop_order
     # Batches are gathered into one array reused every step, for the reason in Affine.backward.
+    # take(mode="clip"): under the default "raise", numpy gathers into a temporary and copies
+    # that into `out` (batch 128: 40 -> 29 us). A permutation's indices are never out of range.
     x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)
     for epoch in range(start_epoch + 1, epochs + 1):
         if should_stop is not None and should_stop(history):
@@ -67,7 +69,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
                    disable=None if progress is None else not progress)
         for first in bar:
             batch = order[first:first + batch_size]
-            x, t = np.take(x_train, batch, axis=0, out=x_batch[:len(batch)]), t_train[batch]
+            x, t = np.take(x_train, batch, axis=0, out=x_batch[:len(batch)], mode="clip"), t_train[batch]
             if lr_schedule is not None:
                 optimizer.lr = lr_schedule(step)
 
