@@ -24,14 +24,14 @@ products (optimizer, elementwise work, Python calls): at batch 32 that is the fi
     python benchmarks/bench_train.py --reps 3 --batch-sizes 128
     python benchmarks/bench_train.py --profile           # where a step's time goes, per layer
     python benchmarks/bench_train.py --json bench.json   # also write the figures
-    python benchmarks/bench_train.py --no-coretype       # leave OpenBLAS's core type alone
+    python benchmarks/bench_train.py --no-coretype       # leave OPENBLAS_CORETYPE alone
 
 OpenBLAS kernels: experiments.blas.choose_openblas_coretype() runs first, before numpy is
-imported (it sets OPENBLAS_CORETYPE=SkylakeX on an AVX-512 CPU unless the variable is already
-set; --no-coretype skips it). The core in use is printed in the header. Where the environment
-already exports OPENBLAS_CORETYPE (e.g. =Haswell), that is kept; compare kernels with
-    python benchmarks/bench_train.py                            # the environment's choice
-    env -u OPENBLAS_CORETYPE python benchmarks/bench_train.py   # SkylakeX on AVX-512
+imported, as in train.py: on an AVX-512 CPU it sets OPENBLAS_CORETYPE=SkylakeX, replacing a
+pin to an AVX2 core (this project's machines export OPENBLAS_CORETYPE=Haswell). The core in
+use is printed in the header. Compare kernels with
+    python benchmarks/bench_train.py                  # SkylakeX on an AVX-512 CPU
+    python benchmarks/bench_train.py --no-coretype    # the environment's choice (Haswell here)
 """
 import argparse
 import os
