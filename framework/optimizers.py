@@ -154,6 +154,8 @@ class Adam(Optimizer):
     slots = ("M", "V")
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam betas must be in [0, 1), got beta1={beta1}, beta2={beta2}")
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
@@ -168,9 +170,10 @@ class Adam(Optimizer):
         # are folded, and the arrays see one sqrt, one add, one divide, one multiply.
         # (math.sqrt gives a Python float, which keeps float32 arrays float32; np.sqrt would not.)
         c = math.sqrt((1 - self.beta2) / (1 - self.beta2 ** self.t))
+        step_size = float(self.lr) * (1 - self.beta1) / (1 - self.beta1 ** self.t) / c
         denom = np.sqrt(V, out=s)
         denom += self.eps / c
-        p.data -= lr_times_ratio(float(self.lr) * (1 - self.beta1) / (1 - self.beta1 ** self.t) / c, M, denom)
+        p.data -= lr_times_ratio(step_size, M, denom)
 
 
 def lr_times_ratio(lr, numerator, denom):
