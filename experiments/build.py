@@ -3,6 +3,7 @@
 Everything random draws from the one generator passed in, in a fixed order (data split,
 subset, weights, then training), so a seed fixes the whole run.
 """
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +11,7 @@ import numpy as np
 import framework as F
 from datasets import load_mnist, split_validation
 
-from .config import OPTIMIZER_SETTINGS, layer_kind
-
-OPTIMIZERS = {"sgd": F.SGD, "momentum": F.Momentum, "nesterov": F.Nesterov,
-              "adagrad": F.AdaGrad, "rmsprop": F.RMSprop, "adam": F.Adam}
+from .config import layer_kind
 
 
 @dataclass
@@ -32,7 +30,7 @@ def load_data(config, rng, progress=None):
         train, test = synthetic(data["synthetic"], rng)
     else:
         # Split the uint8 images and scale each split once: splitting float32 images would
-        # hold two copies of the 188 MB training set at once (quick.yaml peak RSS 481 -> 201 MB).
+        # hold two copies of the training set at once (figures in benchmarks/README.md).
         train, test = load_mnist(data["dir"], mirrors=data["mirrors"], progress=progress,
                                  name=data["dataset"], normalize=False)
     val = None
@@ -60,27 +58,28 @@ def synthetic(spec, rng):
     return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
 
 
-def build_model(config, in_features, rng):
-    """The Sequential model of config["model"], input sizes inferred from in_features."""
-    layers, width = [], in_features
-    for layer in config["model"]:
-        kind = layer_kind(layer)
-        settings = layer[kind] if isinstance(layer, dict) else {}
-        if kind == "affine":
-            layers.append(F.Affine(width, settings["out"], init=settings["init"], rng=rng))
-            width = settings["out"]
-        elif kind == "dropout":
-            layers.append(F.Dropout(settings["p"], rng=rng))
-        else:
-            layers.append({"relu": F.ReLU, "sigmoid": F.Sigmoid}[kind]())
+def build_model(config, input_shape, rng):
+    """The Sequential model of config["model"]; each layer's input size comes from the shape
+    (per example) that the layers before it produce, starting from input_shape."""
+    kinds, layers, shape = F.layers(), [], tuple(input_shape)
+    for item in config["model"]:
+        cls = kinds[layer_kind(item)]
+        given = item[layer_kind(item)] if isinstance(item, dict) else {}
+        names = {short: arg for arg, short in cls.short_names.items()}
+        args = {names.get(key, key): value for key, value in given.items()}
+        args.update({arg: infer(shape) for arg, infer in cls.from_input.items()})
+        if "rng" in inspect.signature(cls).parameters:
+            args["rng"] = rng
+        layer = cls(**args)
+        shape = layer.output_shape(shape)
+        layers.append(layer)
     return F.Sequential(layers)
 
 
 def build_optimizer(config, params):
-    """The configured optimizer; settings left null keep the optimizer's own defaults."""
-    settings = config["optimizer"]
-    extra = {key: settings[key] for key in OPTIMIZER_SETTINGS[settings["name"]] if settings[key] is not None}
-    return OPTIMIZERS[settings["name"]](params, lr=settings["lr"], weight_decay=settings["weight_decay"], **extra)
+    """The configured optimizer with its resolved settings."""
+    settings = dict(config["optimizer"])
+    return F.optimizers()[settings.pop("name")](params, **settings)
 
 
 def build_schedule(config, steps_per_epoch):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
-from .config import ConfigError, dump, load
-from .run import Diverged, Interrupted, Log, claim_folder, new_run_folder, save_config, train
+from .config import ConfigError, catalogue, dump, resolve, user_config
+from .folder import Log, claim_folder, new_run_folder, save_config
+from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist_mlp.yaml"
@@ -44,7 +45,8 @@ kept); 130 interrupted by Ctrl-C (the last completed epoch is checkpointed: --re
 def parser():
     """The argument parser (its --help is the user manual)."""
     p = argparse.ArgumentParser(
-        prog="train.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="train.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"{catalogue()}\n\n{EPILOG}",
         description="Train a NumPy MLP from a YAML experiment config (or run a sweep of them), "
                     "logging on real batches why a batched Affine layer's bias gradient is "
                     "db = dY.sum(axis=0).")
@@ -65,8 +67,8 @@ def fail(message):
     print("\n".join(textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False) for part in str(message).split("\n")), file=sys.stderr)
 
 
-def main(argv=None, default_config=DEFAULT_CONFIG, preamble=()):
-    """Runs the command line; returns the exit code. preamble: lines for the top of the log."""
+def main(argv=None, default_config=DEFAULT_CONFIG):
+    """Runs the command line; returns the exit code."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed why
@@ -84,7 +86,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG, preamble=()):
 
     log = Log(quiet=args.quiet)
     try:
-        return run(args, default_config, preamble, log)
+        return run(args, default_config, log)
     except ConfigError as e:
         fail(e)
         return 2
@@ -108,7 +110,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG, preamble=()):
         return 2
 
 
-def run(args, default_config, preamble, log):
+def run(args, default_config, log):
     """Loads and checks the config, prepares the folder, trains (or sweeps); returns 0."""
     if args.resume:
         folder = Path(args.resume)
@@ -118,33 +120,34 @@ def run(args, default_config, preamble, log):
         source = str(folder / "config.yaml")
     else:
         source = str(args.config or default_config)
-    config = load(source, args.overrides)
+    user, origins = user_config(source, args.overrides)
+    config = resolve(user, source, origins)
     if args.data_dir:
-        config["data"]["dir"] = args.data_dir
-    if config["sweep"] is not None:
-        combinations(config, source)  # every combination checked before any folder or run
+        config["data"]["dir"] = user.setdefault("data", {})["dir"] = args.data_dir
+    sweep = config["sweep"] is not None
+    if sweep:
+        combinations(config, user, source)  # every combination checked before any folder or run
     if not args.resume:
         name = config["name"] or Path(source).stem
         folder = claim_folder(args.out) if args.out else new_run_folder(config["logging"]["runs_dir"], name)
-        note = f"resolved config of {source}" + "".join(f" --set {o}" for o in args.overrides)
-        save_config(config, folder, note)
+        note = "".join(f" --set {o}" for o in args.overrides)
+        if sweep:  # as given: each run's folder holds its own resolved config
+            save_config(user, folder, f"sweep config {source}{note}, as given")
+        else:
+            save_config(config, folder, f"resolved config of {source}{note}")
     log.open(folder / "log.txt")
     try:
-        for line in preamble:
-            log(line)
+        log(blas_line())
         log(f"{'resuming' if args.resume else 'run'}: {folder}   config: {source}"
             + "".join(f" --set {o}" for o in args.overrides))
         log(f"--- resolved config\n{dump(config).rstrip()}\n---")
-        return report(train_or_sweep(config, folder, log, source, args.resume is not None), folder, log)
+        if sweep:
+            result = run_sweep(config, user, folder, log, source, resume=args.resume is not None)
+        else:
+            result = train(config, folder, log, resume=args.resume is not None)
+        return report(result, folder, log)
     finally:
         log.close()
-
-
-def train_or_sweep(config, folder, log, source, resume):
-    """A sweep config runs all its combinations; any other one run."""
-    if config["sweep"] is not None:
-        return run_sweep(config, folder, log, source, resume=resume)
-    return train(config, folder, log, resume=resume)
 
 
 def report(result, folder, log):

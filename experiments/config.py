@@ -1,270 +1,209 @@
-"""Experiment configs: every default in SCHEMA (one place), YAML loading, validation, --set overrides.
+"""Experiment configs: every default in SCHEMA or in the framework's classes, validation, --set overrides.
 
-A config is checked completely before any work starts. Mistakes raise ConfigError with a
-one-paragraph message naming the source (file or --set), the key path and what is allowed.
+The layers a model may list and the optimizers, with their settings, defaults and allowed values,
+come from the framework's classes (framework.layers(), framework.optimizers() and each
+constructor's checked arguments); SCHEMA holds the rest. A config is checked completely before
+any work starts: mistakes raise ConfigError with a one-paragraph message naming the source (file
+or --set), the key path and what is allowed.
 """
 import copy
-import difflib
-import math
-import re
 
-import yaml
-
+import framework as F
 from datasets import DATASETS
+from framework.checks import (REQUIRED, Check, Flag, Integer, Invalid, OneOf, Optional, Real, close_match,
+                              describe, settings)
 
-REQUIRED = object()  # default of a setting that has none: leaving it out is an error
+from .yamlfile import ConfigError, dump, parse_yaml, read_mapping
 
-
-class ConfigError(Exception):
-    """A user's mistake in a config file or an override; the message says where and what is allowed."""
-
-
-class Invalid(Exception):
-    """A check's complaint about a value; `path` leads from the checked value to the culprit."""
-
-    def __init__(self, problem, path=()):
-        super().__init__(problem)
-        self.problem, self.path = problem, tuple(path)
+__all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 
 
-# ---- checks: each returns the (normalised) value or raises Invalid; `allowed` names what fits
+# ---- checks the config needs besides the framework's
 
-def allows(text):
-    """Decorator attaching the description of what a check accepts."""
-    def attach(check):
-        check.allowed = text
-        return check
-    return attach
+class Text(Check):
+    """A non-empty text without control characters (names and paths)."""
 
+    allowed = "a text"
 
-def describe(value):
-    """A value as a user would recognise it in their YAML."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    kind = {int: "the integer", float: "the number", str: "the text",
-            list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
-    return kind if value is None or isinstance(value, (list, dict)) else f"{kind} {value!r}"
-
-
-def bounds(low, high, low_open=False, high_open=False):
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '≥'} {low}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '≤'} {high}")
-    return " and ".join(parts)
-
-
-def integer(low=None, high=None):
-    """A whole number within [low, high]."""
-    allowed = " ".join(filter(None, ["an integer", bounds(low, high)]))
-
-    @allows(allowed)
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"wrong type: expected {allowed}, got {describe(value)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise Invalid(f"out of range: {value} is not {bounds(low, high)}")
+    def __call__(self, value):
+        if not isinstance(value, str) or not value:
+            raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
+        bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:
+            raise Invalid(f"the text {value!r} holds the control character {bad!r}; names and paths cannot")
         return value
-    return check
 
 
-def number(low=None, high=None, low_open=False, high_open=False):
-    """A finite real number (integers accepted) within the bounds; returned as float."""
-    allowed = " ".join(filter(None, ["a number", bounds(low, high, low_open, high_open)]))
+class TextList(Check):
+    """A list of web addresses or folders (or one text, comma-separated)."""
 
-    @allows(allowed)
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Invalid(f"wrong type: expected {allowed}, got {describe(value)}")
-        if (not math.isfinite(value) or (low is not None and (value < low or low_open and value == low))
-                or (high is not None and (value > high or high_open and value == high))):
-            raise Invalid(f"out of range: {value} is not {bounds(low, high, low_open, high_open) or 'finite'}")
-        return float(value)
-    return check
+    allowed = "a list of web addresses or folders (or one text, comma-separated)"
+
+    def __call__(self, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not value:
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        return [Text()(v) for v in value]
 
 
-def choice(*options):
-    """One of the given words."""
-    allowed = "one of " + ", ".join(options)
-
-    @allows(allowed)
-    def check(value):
-        if value not in options or not isinstance(value, str):
-            hint = close_match(value, options)
-            raise Invalid(f"{describe(value)} is not allowed{hint}; expected {allowed}")
-        return value
-    return check
+def layer_settings(cls):
+    """{config name: (default, check)} of a layer class: its checked arguments less what the input decides."""
+    return {cls.short_names.get(arg, arg): spec for arg, spec in settings(cls).items()
+            if arg not in cls.from_input}
 
 
-@allows("true or false")
-def boolean(value):
-    if not isinstance(value, bool):
-        raise Invalid(f"wrong type: expected true or false, got {describe(value)}")
-    return value
+def layer_kind(layer):
+    """'relu' for "relu", 'affine' for {"affine": {...}}."""
+    return layer if isinstance(layer, str) else next(iter(layer))
 
 
-@allows("a text")
-def text(value):
-    if not isinstance(value, str) or not value:
-        raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
-    return value
+class LayerList(Check):
+    """The model: a list of framework layers by name, each with its settings."""
+
+    allowed = "a list of layers such as `- affine: {out: 256}`, `- relu`, `- dropout: {p: 0.2}`"
+
+    def __call__(self, value):
+        if not isinstance(value, list) or not value:
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        kinds, layers = F.layers(), []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                kind, user = item, {}
+            elif isinstance(item, dict) and len(item) == 1:
+                kind, user = next(iter(item.items()))
+            else:
+                raise Invalid(f"a layer is a name (`relu`) or one name with settings (`affine: {{out: 10}}`), "
+                              f"got {describe(item)}", (i,))
+            if not isinstance(kind, str) or kind not in kinds:
+                raise Invalid(f"unknown layer '{kind}'{close_match(kind, kinds)}; layers: {', '.join(kinds)}", (i,))
+            resolved = resolve_section(user, layer_settings(kinds[kind]), (i, kind))
+            layers.append({kind: resolved} if resolved else kind)
+        if layer_kind(layers[-1]) == "softmax":
+            raise Invalid("leave out the last softmax: the loss applies softmax itself", (len(layers) - 1,))
+        return layers
 
 
-@allows("a list of web addresses or folders (or one text, comma-separated)")
-def text_list(value):
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise Invalid(f"wrong type: expected {text_list.allowed}, got {describe(value)}")
-    return value
+class OptimizerSection(Check):
+    """`name:` one of the framework's optimizers, then that optimizer's own settings."""
+
+    allowed = "a mapping with `name:` and that optimizer's settings"
+
+    def __call__(self, value):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        classes = F.optimizers()
+        try:
+            name = OneOf(*classes)(value.get("name", "adam"))
+        except Invalid as e:
+            raise Invalid(e.problem, ("name",)) from None
+        own = settings(classes[name])
+        others = {key for cls in classes.values() for key in settings(cls)}
+        for key, setting in value.items():
+            if key == "name" or key in own:
+                continue
+            if key in others:
+                if setting is None:
+                    continue
+                raise Invalid(f"{name} does not use '{key}' (it takes {', '.join(own)}); remove it or set "
+                              "it to null", (key,))
+            raise Invalid(f"unknown key '{key}'{close_match(key, ['name', *own])}; {name} takes: "
+                          f"name, {', '.join(own)}", (key,))
+        given = {key: value[key] for key in own if value.get(key) is not None}
+        return {"name": name, **resolve_section(given, own)}
 
 
-def optional(check):
-    """null, or what `check` accepts."""
-    @allows(f"{check.allowed}, or null")
-    def optional_check(value):
-        return None if value is None else check(value)
-    return optional_check
+class SweepSpec(Check):
+    """null, or `grid:` (key path -> list of values) and optionally `with:` ("key.path=value" -> settings)."""
+
+    allowed = ("null, or a mapping with `grid:` (key path -> list of values) and optionally "
+               "`with:` (\"key.path=value\" -> settings that go with that value)")
+
+    def __call__(self, value):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        for key in value:
+            if key not in ("grid", "with"):
+                raise Invalid(f"unknown key '{key}'{close_match(key, ['grid', 'with'])}; allowed: grid, with", (key,))
+        grid, extra = value.get("grid"), value.get("with") or {}
+        if not isinstance(grid, dict) or not grid:
+            raise Invalid("a sweep needs `grid:` mapping key paths to lists of values, e.g. "
+                          "`optimizer.name: [sgd, adam]`", ("grid",))
+        for key, values in grid.items():
+            if not isinstance(key, str):
+                raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}", ("grid",))
+            if not isinstance(values, list) or not values:
+                raise Invalid(f"wrong type: expected a non-empty list of values, got {describe(values)}", ("grid", key))
+        if not isinstance(extra, dict):
+            raise Invalid(f"wrong type: expected a mapping, got {describe(extra)}", ("with",))
+        for key, more in extra.items():
+            if not isinstance(key, str) or "=" not in key or not isinstance(more, dict):
+                raise Invalid('expected entries like `"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
+        return {"grid": grid, "with": extra}
 
 
-@allows('"he" (for ReLU), "xavier" (for sigmoid) or a number > 0 (the weights\' std)')
-def init(value):
-    if value in ("he", "xavier") and isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
-        return float(value)
-    raise Invalid(f"{describe(value)} is not allowed; expected {init.allowed}")
+def catalogue():
+    """The layers and optimizers a config may name, each with its settings and defaults (for --help)."""
+    def show(specs):
+        return ", ".join(f"{key}" if default is REQUIRED else f"{key}={default}"
+                         for key, (default, _) in specs.items()) or "no settings"
+    lines = ["layers (model: list of these; input sizes come from the data):"]
+    lines += [f"  {kind:<10} {show(layer_settings(cls))}" for kind, cls in F.layers().items()]
+    lines.append("optimizers (optimizer.name, and its settings):")
+    lines += [f"  {name:<10} {show(settings(cls))}" for name, cls in F.optimizers().items()]
+    return "\n".join(lines)
 
 
-def close_match(word, options):
-    """ " (did you mean 'x'?)" for a near miss, else ""."""
-    found = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean '{found[0]}'?)" if found else ""
-
-
-# ---- the layers a model may list, each with its settings (default, check)
-
-LAYERS = {
-    "affine": {
-        "out": (REQUIRED, integer(1)),  # number of output units; the last affine's must equal the classes
-        "init": ("he", init),  # weight init: "he" std sqrt(2/in), "xavier" std sqrt(1/in), or a std
-    },
-    "relu": {},
-    "sigmoid": {},
-    "dropout": {
-        "p": (0.5, number(0, 1, high_open=True)),  # probability of zeroing each unit while training
-    },
-}
-
-
-@allows("a list of layers such as `- affine: {out: 256}`, `- relu`, `- dropout: {p: 0.2}`")
-def layer_list(value):
-    if not isinstance(value, list) or not value:
-        raise Invalid(f"wrong type: expected {layer_list.allowed}, got {describe(value)}")
-    layers = []
-    for i, item in enumerate(value):
-        if isinstance(item, str):
-            kind, settings = item, {}
-        elif isinstance(item, dict) and len(item) == 1:
-            kind, settings = next(iter(item.items()))
-        else:
-            raise Invalid(f"a layer is a name (`relu`) or one name with settings (`affine: {{out: 10}}`), "
-                          f"got {describe(item)}", (i,))
-        if kind not in LAYERS:
-            why = ("; leave it out: the loss applies softmax itself" if kind == "softmax"
-                   else close_match(kind, LAYERS))
-            raise Invalid(f"unknown layer '{kind}'{why}; layers: {', '.join(LAYERS)}", (i,))
-        settings = resolve_section(settings, LAYERS[kind], (i, kind))
-        layers.append({kind: settings} if settings else kind)
-    return layers
-
-
-@allows("null, or a mapping with `grid:` (key path -> list of values) and optionally "
-        "`with:` (\"key.path=value\" -> settings that go with that value)")
-def sweep_spec(value):
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise Invalid(f"wrong type: expected {sweep_spec.allowed}, got {describe(value)}")
-    for key in value:
-        if key not in ("grid", "with"):
-            raise Invalid(f"unknown key '{key}'{close_match(key, ['grid', 'with'])}; allowed: grid, with", (key,))
-    grid, extra = value.get("grid"), value.get("with") or {}
-    if not isinstance(grid, dict) or not grid:
-        raise Invalid("a sweep needs `grid:` mapping key paths to lists of values, e.g. "
-                      "`optimizer.name: [sgd, adam]`", ("grid",))
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise Invalid(f"wrong type: expected a non-empty list of values, got {describe(values)}", ("grid", key))
-    if not isinstance(extra, dict):
-        raise Invalid(f"wrong type: expected a mapping, got {describe(extra)}", ("with",))
-    for key, settings in extra.items():
-        if not isinstance(key, str) or "=" not in key or not isinstance(settings, dict):
-            raise Invalid('expected entries like `"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
-    return {"grid": grid, "with": extra}
-
-
-# ---- every setting, its default and its check: the single source of defaults
+# ---- every setting the framework's classes do not state, its default and its check
 
 SCHEMA = {
-    "name": (None, optional(text)),  # label used in the run folder's name; null = the config file's name
+    "name": (None, Optional(Text())),  # label used in the run folder's name; null = the config file's name
     "data": {
-        "dataset": ("mnist", choice("mnist", "fashion", "synthetic")),  # synthetic: Gaussian blobs, no files
-        "dir": (None, optional(text)),  # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>
-        "mirrors": (None, optional(text_list)),  # where to download from; null = $MNIST_MIRRORS or built-in list
-        "validation": (5000, integer(0)),  # training examples held out for validation (0 = none)
-        "subset": (None, optional(integer(1))),  # train on only this many random examples (quick runs)
-        "batch_size": (128, integer(1)),  # examples per optimizer step
-        "shuffle": (True, boolean),  # a fresh random order each epoch (false: file order)
+        "dataset": ("mnist", OneOf("mnist", "fashion", "synthetic")),  # synthetic: Gaussian blobs, no files
+        "dir": (None, Optional(Text())),  # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>
+        "mirrors": (None, Optional(TextList())),  # where to download from; null = $MNIST_MIRRORS or built-in list
+        "validation": (5000, Integer(0)),  # training examples held out for validation (0 = none)
+        "subset": (None, Optional(Integer(1))),  # train on only this many random examples (quick runs)
+        "batch_size": (128, Integer(1)),  # examples per optimizer step
+        "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
         "synthetic": {  # only for dataset: synthetic
-            "train": (1000, integer(2)),  # training examples (validation is taken from these)
-            "test": (300, integer(1)),  # test examples
-            "features": (20, integer(1)),  # inputs per example
-            "classes": (3, integer(2)),  # number of classes (blobs)
+            "train": (1000, Integer(2)),  # training examples (validation is taken from these)
+            "test": (300, Integer(1)),  # test examples
+            "features": (20, Integer(1)),  # inputs per example
+            "classes": (3, Integer(2)),  # number of classes (blobs)
         },
     },
     "model": ([{"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # layers in order; input
                {"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # sizes are inferred; the
-               {"affine": {"out": 10}}], layer_list),  # last layer is an affine with one unit per class
-    "loss": ("softmax_cross_entropy", choice("softmax_cross_entropy")),  # softmax + cross-entropy, fused
-    "optimizer": {
-        "name": ("adam", choice("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")),
-        "lr": (0.001, number(0, low_open=True)),  # learning rate (the peak one when a schedule is used)
-        "weight_decay": (0.0, number(0)),  # L2 on weights (never biases), added to the gradient
-        "momentum": (None, optional(number(0, 1, high_open=True))),  # momentum, nesterov; null = 0.9
-        "alpha": (None, optional(number(0, 1, high_open=True))),  # rmsprop's decay of g²; null = 0.99
-        "beta1": (None, optional(number(0, 1, high_open=True))),  # adam's decay of m; null = 0.9
-        "beta2": (None, optional(number(0, 1, high_open=True))),  # adam's decay of v; null = 0.999
-        "eps": (None, optional(number(0, low_open=True))),  # adagrad/rmsprop/adam; null = their default
-    },
+               {"affine": {"out": 10}}], LayerList()),  # last layer is an affine with one unit per class
+    "loss": ("softmax_cross_entropy", OneOf("softmax_cross_entropy")),  # softmax + cross-entropy, fused
+    "optimizer": ({"name": "adam"}, OptimizerSection()),  # name, then that optimizer's settings
     "schedule": {
-        "name": ("cosine", choice("none", "step", "cosine")),  # how lr changes over the steps
-        "warmup_epochs": (0.0, number(0)),  # linear warm-up from ~0 to lr over this many epochs
-        "final_lr": (0.0, number(0)),  # cosine: the lr of the last step
-        "step_epochs": (1.0, number(0, low_open=True)),  # step: multiply lr by gamma every this many epochs (counted after any warm-up)
-        "gamma": (0.1, number(0, low_open=True)),  # step: the factor
+        "name": ("cosine", OneOf("none", "step", "cosine")),  # how lr changes over the steps
+        "warmup_epochs": (0.0, Real(0)),  # linear warm-up from ~0 to lr over this many epochs
+        "final_lr": (0.0, Real(0)),  # cosine: the lr of the last step
+        "step_epochs": (1.0, Real(0, low_open=True)),  # step: multiply lr by gamma every this many epochs (counted after any warm-up)
+        "gamma": (0.1, Real(0, low_open=True)),  # step: the factor
     },
     "training": {
-        "epochs": (10, integer(1)),  # passes over the training set
-        "seed": (0, integer(0)),  # seeds the one random generator: split, init, order, dropout
-        "eval_every": (1, integer(1)),  # evaluate on validation and test every this many epochs (and the last)
-        "patience": (None, optional(integer(1))),  # early stopping: evaluations without a better val acc; null = off
-        "bias_every_epoch": (True, boolean),  # log the bias gradient on the first batch of every epoch
-        "bias_every": (0, integer(0)),  # also every this many steps (0 = off)
+        "epochs": (10, Integer(1)),  # passes over the training set
+        "seed": (0, Integer(0)),  # seeds the one random generator: split, init, order, dropout
+        "eval_every": (1, Integer(1)),  # evaluate on validation and test every this many epochs (and the last)
+        "patience": (None, Optional(Integer(1))),  # early stopping: evaluations without a better val acc; null = off
+        "bias_every_epoch": (True, Flag()),  # log the bias gradient on the first batch of every epoch
+        "bias_every": (0, Integer(0)),  # also every this many steps (0 = off)
     },
     "logging": {
-        "runs_dir": ("runs", text),  # parent of the timestamped run folders (when --out is not given)
-        "bias_lines": (True, boolean),  # print the bias-gradient lines (bias_grads.csv is always written)
-        "progress": (None, optional(boolean)),  # progress bar: null = only on a terminal
-        "plots": (True, boolean),  # write curves.png and bias_grads.png (needs matplotlib)
+        "runs_dir": ("runs", Text()),  # parent of the timestamped run folders (when --out is not given)
+        "bias_lines": (True, Flag()),  # print the bias-gradient lines (bias_grads.csv is always written)
+        "progress": (None, Optional(Flag())),  # progress bar: null = only on a terminal
+        "plots": (True, Flag()),  # write curves.png and bias_grads.png (needs matplotlib)
     },
-    "sweep": (None, sweep_spec),  # runs every combination of the grid; see configs/compare_optimizers.yaml
-}
-
-OPTIMIZER_SETTINGS = {  # which optional settings each optimizer takes
-    "sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",), "adagrad": ("eps",),
-    "rmsprop": ("alpha", "eps"), "adam": ("beta1", "beta2", "eps"),
+    "sweep": (None, SweepSpec()),  # runs every combination of the grid; see configs/compare_optimizers.yaml
 }
 
 
@@ -300,13 +239,19 @@ def dotted(path):
     return ".".join(str(part) for part in path)
 
 
-def resolve(user, source):
-    """The complete, checked config from a user's mapping; ConfigError names `source` on a mistake."""
+def resolve(user, source, overrides=()):
+    """The complete, checked config from a user's mapping.
+
+    On a mistake, ConfigError names where it came from: the --set among `overrides`
+    ([(key path, "--set ...")]) that set the culprit or a mapping holding it, else `source`.
+    """
     try:
         config = resolve_section(user, SCHEMA)
         check_consistency(config)
     except Invalid as e:
-        where = f"{source}: {dotted(e.path)}" if e.path else source
+        origin = next((text for key, text in reversed(overrides) if list(e.path[:len(key)]) == key[:len(e.path)]),
+                      source)
+        where = f"{origin}: {dotted(e.path)}" if e.path else origin
         raise ConfigError(f"{where}: {e.problem}.") from None
     return config
 
@@ -322,7 +267,7 @@ def train_size(data):
 
 
 def check_consistency(config):
-    """Checks between settings: output layer vs classes, optimizer settings, sizes, patience."""
+    """Checks between settings: output layer vs classes, sizes, patience."""
     model, data = config["model"], config["data"]
     last = model[-1]
     if not (isinstance(last, dict) and "affine" in last):
@@ -331,13 +276,6 @@ def check_consistency(config):
     if last["affine"]["out"] != classes(data):
         raise Invalid(f"out of range: the output layer has {last['affine']['out']} units but "
                       f"{data['dataset']} has {classes(data)} classes", ("model", len(model) - 1, "affine", "out"))
-
-    name = config["optimizer"]["name"]
-    for key in ("momentum", "alpha", "beta1", "beta2", "eps"):
-        if config["optimizer"][key] is not None and key not in OPTIMIZER_SETTINGS[name]:
-            takes = ", ".join(("lr", "weight_decay") + OPTIMIZER_SETTINGS[name])
-            raise Invalid(f"{name} does not use '{key}' (it takes {takes}); remove it or set it to null",
-                          ("optimizer", key))
 
     available = train_size(data)
     if data["validation"] >= available:
@@ -352,85 +290,34 @@ def check_consistency(config):
                       ("training", "patience"))
 
 
-def layer_kind(layer):
-    """'relu' for "relu", 'affine' for {"affine": {...}}."""
-    return layer if isinstance(layer, str) else next(iter(layer))
-
-
-# ---- YAML
-
-class Loader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-3 as a number (plain YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}' (first given on line {seen[key] + 1})", key_node.start_mark)
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
-
-
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
-def parse_yaml(text, source):
-    """The object in a YAML text; ConfigError with line and column when it is malformed."""
-    try:
-        return yaml.load(text, Loader=Loader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        context = f" ({e.context})" if e.context and e.problem else ""
-        raise ConfigError(f"{source}: {where}: not valid YAML: {e.problem or e.context}{context}.") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}.") from None
-
-
-def load_file(path):
-    """The user's mapping in a YAML config file (not yet resolved)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text_ = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file.") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
-        raise ConfigError(f"{path}: cannot be read as a YAML config ({e.__class__.__name__}).") from None
-    user = parse_yaml(text_, path)
-    if user is None:
-        return {}
-    if not isinstance(user, dict):
-        raise ConfigError(f"{path}: a config is a mapping of sections ({', '.join(SCHEMA)}), got {describe(user)}.")
-    return user
-
-
-def dump(config):
-    """The config as YAML text, in the schema's order."""
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
-
-
 # ---- overrides: --set key.path=value and sweep combinations
 
 def key_path(key):
-    """'model.0.affine.out' -> ['model', 0, 'affine', 'out']: list indices are numbers."""
-    return [int(part) if part.isdigit() else part for part in str(key).strip().split(".")]
+    """'model.0.affine.out' -> ['model', 0, 'affine', 'out']: list positions are (ASCII) numbers."""
+    return [int(part) if part.isascii() and part.isdigit() else part for part in str(key).strip().split(".")]
 
 
-def parse_override(text_):
+def parse_override(text):
     """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01)."""
-    key, sep, value = text_.partition("=")
+    key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text_}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01.")
-    return key_path(key), parse_yaml(value, f"--set {text_}")
+        raise ConfigError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01.")
+    return key_path(key), parse_yaml(value, f"--set {text}")
+
+
+def default_at(path):
+    """The default config's value at `path` (None when it has none there)."""
+    node = SCHEMA
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return copy.deepcopy(node[0]) if isinstance(node, tuple) else {}
 
 
 def set_path(config, path, value, source):
-    """Sets config[path[0]][path[1]]... = value, creating missing mappings on the way."""
+    """Sets config[path[0]][path[1]]... = value in a user's mapping, creating what is missing on
+    the way (a list the user left out, such as model, starts as its default)."""
     node = config
     for depth, part in enumerate(path):
         last = depth == len(path) - 1
@@ -439,7 +326,7 @@ def set_path(config, path, value, source):
                 node[part] = value
             else:
                 if node.get(part) is None:
-                    node[part] = {}
+                    node[part] = (default_at(path[:1]) if depth == 0 else None) or {}
                 node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             if last:
@@ -453,17 +340,18 @@ def set_path(config, path, value, source):
                               f"({dotted(path[:depth]) or 'the config'} is {describe(node)}).")
 
 
-def apply_overrides(config, overrides):
-    """The config with each --set KEY.PATH=VALUE applied in turn, re-checked after each one."""
+def user_config(path=None, overrides=()):
+    """(the user's mapping: the file at `path` with every --set applied, [(key path, "--set ...")])."""
+    user = read_mapping(path, SCHEMA) if path is not None else {}
+    origins = []
     for item in overrides:
-        path, value = parse_override(item)
-        updated = copy.deepcopy(config)
-        set_path(updated, path, value, f"--set {item}")
-        config = resolve(updated, f"--set {item}")
-    return config
+        key, value = parse_override(item)
+        set_path(user, key, value, f"--set {item}")
+        origins.append((key, f"--set {item}"))
+    return user, origins
 
 
 def load(path=None, overrides=()):
-    """Defaults + the file at `path` (None: defaults only) + overrides, resolved and checked."""
-    config = resolve(load_file(path) if path is not None else {}, path or "defaults")
-    return apply_overrides(config, overrides)
+    """Defaults + the file at `path` (None: defaults only) + all overrides, resolved and checked once."""
+    user, origins = user_config(path, overrides)
+    return resolve(user, str(path) if path is not None else "defaults", origins)

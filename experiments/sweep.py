@@ -15,11 +15,18 @@ import re
 import pandas as pd
 
 from .config import ConfigError, key_path, parse_yaml, resolve, set_path
-from .run import Diverged, Interrupted, pyplot, save_config, train
+from .folder import save_config
+from .plots import plot_comparison
+from .run import Diverged, Interrupted, train
 
 
-def combinations(config, source):
-    """[(label, chosen values, resolved config)] for every grid combination, all checked up front."""
+def combinations(config, user, source):
+    """[(label, chosen values, resolved config)] for every grid combination, all checked up front.
+
+    Each combination is set into the user's own mapping (`user`, --set overrides applied) and
+    resolved from there, as if the user had written it: switching optimizer.name then brings
+    that optimizer's defaults, not the settings resolved for another one.
+    """
     grid, extra = config["sweep"]["grid"], config["sweep"]["with"]
     matches = []
     for key, settings in extra.items():
@@ -39,7 +46,7 @@ def combinations(config, source):
         for path, value, more in matches:
             if chosen[path] == value:
                 settings.update(more)
-        combined = copy.deepcopy(config)
+        combined = copy.deepcopy(user)
         combined["sweep"] = None
         where = f"{source}: sweep combination {label}"
         for path, value in settings.items():
@@ -53,9 +60,9 @@ def folder_name(label):
     return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", label)
 
 
-def run_sweep(config, folder, log, source, resume=False):
+def run_sweep(config, user, folder, log, source, resume=False):
     """Runs every combination (skipping finished ones when resuming); returns the ranked table."""
-    runs = combinations(config, source)
+    runs = combinations(config, user, source)
     log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
     rows = []
     for i, (label, chosen, run_config) in enumerate(runs, 1):
@@ -80,7 +87,7 @@ def run_sweep(config, folder, log, source, resume=False):
                 log.close()
             # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
             # frames hold the finished run's data and model until a collection: collect before
-            # the next run loads its own (compare_optimizers.yaml peak 836 -> 427 MB).
+            # the next run loads its own, or the runs' memory stacks up.
             gc.collect()
         rows.append({"run": label, **chosen, **summary, "folder": sub.name})
     table = rank(rows)
@@ -98,28 +105,3 @@ def rank(rows):
     table = table.sort_values(key, ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.drop(columns=["error"], errors="ignore")
-
-
-def plot_comparison(folder, table, log):
-    """comparison.png: every run's training loss and validation (else test) accuracy per epoch."""
-    plt = pyplot(log)
-    if plt is None:
-        return
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for _, row in table.iterrows():
-        metrics = pd.read_csv(folder / row["folder"] / "metrics.csv")
-        left.plot(metrics["epoch"], metrics["train_loss"], marker="o", label=row["run"])
-        accuracy = "val_acc" if "val_acc" in metrics else "test_acc"
-        if accuracy in metrics:
-            rows = metrics[["epoch", accuracy]].dropna()
-            right.plot(rows["epoch"], rows[accuracy], marker="o", label=row["run"])
-            right.set_ylabel(accuracy.replace("_acc", " accuracy"))
-    left.set_yscale("log")
-    left.set_ylabel("training loss")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(folder / "comparison.png", dpi=100)
-    plt.close(figure)
-    log(f"plot: {folder / 'comparison.png'}")

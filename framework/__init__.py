@@ -1,18 +1,26 @@
 """A small, fast, readable deep-learning framework on NumPy."""
 from .parameter import Parameter
+from .broadcast import sum_to
+from .checks import Invalid
 from .layers import Layer, Affine, ReLU, Sigmoid, Softmax, Dropout
 from .losses import SoftmaxCrossEntropy
 from .sequential import Sequential
 from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam
 from .schedules import Constant, StepDecay, Cosine, Warmup
-from .gradcheck import gradcheck
+from .numeric import gradcheck, numeric_grad
 from .checkpoint import save, load, CheckpointError
+from .evaluate import evaluate
 from .bias_log import bias_report, format_bias
-from .fit import fit, evaluate, NonFiniteError
+from .callbacks import (Callback, NonFiniteError, LRSchedule, Evaluate, EarlyStopping, CheckFinite,
+                        ProgressBar, BiasLog, Checkpoint)
+from .fit import fit, default_callbacks
+from .registry import layers, optimizers
 
 __all__ = [
-    "Parameter", "Layer", "Affine", "ReLU", "Sigmoid", "Softmax", "Dropout", "SoftmaxCrossEntropy",
-    "Sequential", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam",
-    "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "save", "load", "CheckpointError",
-    "bias_report", "format_bias", "fit", "evaluate", "NonFiniteError",
+    "Parameter", "sum_to", "Invalid", "Layer", "Affine", "ReLU", "Sigmoid", "Softmax", "Dropout",
+    "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
+    "RMSprop", "Adam", "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad",
+    "save", "load", "CheckpointError", "evaluate", "bias_report", "format_bias", "Callback",
+    "NonFiniteError", "LRSchedule", "Evaluate", "EarlyStopping", "CheckFinite", "ProgressBar",
+    "BiasLog", "Checkpoint", "fit", "default_callbacks", "layers", "optimizers",
 ]

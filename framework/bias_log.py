@@ -1,34 +1,65 @@
-"""The bias-gradient log: db = dY.sum(axis=0), checked on a real batch.
+"""The bias-gradient report: db = sum_to(dY), checked on a real batch.
 
-For each Affine layer it compares db with the explicit sum of the N rows of dY and with
-1ᵀ·dY, and with central differences on a few bias entries. For an output layer feeding
-softmax-cross-entropy it adds the identity db_k = mean_n p_nk - (fraction of the batch
-labelled k), so sum_k db_k = 0.
+For each layer whose forward broadcasts a bias (Affine's b over the N rows; a conv bias or
+BatchNorm's beta over the batch and every position) it compares db with the explicit sum of
+dY, example by example, and with 1ᵀ·dY (dY's positions as rows), and with float64 central
+differences on a few bias entries. For an output layer feeding softmax-cross-entropy it adds
+the identity db_k = mean_n p_nk - mean_n t_nk (for labels: the fraction of the batch labelled
+k), so sum_k db_k = 0.
 """
 import numpy as np
 
-from .gradcheck import float64_copy, numeric_grad, relative_error
-from .layers import Affine
+from .numeric import float64_copy, grads_set_aside, numeric_grad, relative_error
+
+
+def bias_layers(model):
+    """The model's layers that broadcast a bias parameter."""
+    return [layer for layer in model.layers if layer.bias is not None]
+
+
+def upstream_gradients(model, loss_fn):
+    """{layer: dY} for every bias layer, for the batch just backpropagated.
+
+    Recomputed from the loss down through the layers above each one (the same arrays forward
+    kept, so the same dY backward saw), with the model's gradients set aside meanwhile: the
+    layers keep nothing for this report.
+    """
+    wanted = bias_layers(model)
+    found = {}
+    with grads_set_aside(model):
+        dy = loss_fn.backward()
+        for layer in reversed(model.layers[model.layers.index(wanted[0]):]):
+            if layer.bias is not None:
+                found[layer] = dy
+            if layer is not wanted[0]:
+                dy = layer.backward(dy)
+    return found
 
 
 def bias_report(model, loss_fn, x, t, step, epoch, entries=3, eps=1e-6):
-    """One dict per Affine layer for the batch just backpropagated (call before optimizer.step)."""
-    affines = [layer for layer in model.layers if isinstance(layer, Affine)]
+    """One dict per bias layer for the batch just backpropagated (call before optimizer.step)."""
+    layers = bias_layers(model)
+    if not layers:
+        return []
+    dys = upstream_gradients(model, loss_fn)
     records = []
-    for layer in affines:
-        dy, db = layer.last_dy, layer.b.grad
-        rows_added = np.zeros_like(db)
-        for row in dy:  # the sum written out, row by row: what broadcasting's backward does
-            rows_added += row
+    for layer in layers:
+        dy, b = dys[layer], getattr(layer, layer.bias)
+        db = b.grad.reshape(-1)
+        channels = len(db)
+        per_example = np.zeros_like(db)
+        for example in dy:  # the sum written out, example by example (each over its positions)
+            per_example += example.reshape(channels, -1).sum(axis=1) if dy.ndim > 2 else example
+        rows = np.moveaxis(dy, 1, -1).reshape(-1, channels)  # one row per example and position
         records.append({
-            "event": "bias", "step": step, "epoch": epoch, "layer": layer.b.name,
-            "batch_size": len(dy), "dY_shape": tuple(dy.shape), "db_shape": tuple(db.shape),
-            "db_norm": float(np.linalg.norm(db)),
-            "sum_check": float(np.abs(db - rows_added).max()),
-            "ones_check": float(np.abs(db - np.ones(len(dy), dy.dtype) @ dy).max()),
+            "event": "bias", "step": step, "epoch": epoch, "layer": b.name,
+            "batch_size": len(dy), "positions": len(rows), "dY_shape": tuple(dy.shape),
+            "db_shape": tuple(b.data.shape), "db_norm": float(np.linalg.norm(db)),
+            "sum_check": float(np.abs(db - per_example).max()),
+            "ones_check": float(np.abs(db - np.ones(len(rows), dy.dtype) @ rows).max()),
         })
-    if model.layers[-1] is affines[-1] and hasattr(loss_fn, "p"):
-        records[-1].update(output_identity(affines[-1].b.grad, loss_fn.p, loss_fn.labels))
+    if model.layers[-1] is layers[-1] and hasattr(loss_fn, "p"):
+        records[-1].update(output_identity(getattr(layers[-1], layers[-1].bias).grad, loss_fn))
 
     # Central differences in float64 on the largest entries of each db (eval mode: no dropout).
     x64 = x.astype(np.float64)
@@ -36,18 +67,22 @@ def bias_report(model, loss_fn, x, t, step, epoch, entries=3, eps=1e-6):
     with float64_copy(model):
         loss()
         model.backward(loss_fn.backward(), need_dx=False)
-        for layer, record in zip(affines, records):
-            index = np.argsort(-np.abs(layer.b.grad))[:entries]
-            numeric = numeric_grad(loss, layer.b.data, index, eps)
-            record["numeric_rel_err"] = relative_error(layer.b.grad[index], numeric)
+        for layer, record in zip(layers, records):
+            b = getattr(layer, layer.bias)
+            index = np.argsort(-np.abs(b.grad.reshape(-1)))[:entries]
+            numeric = numeric_grad(loss, b.data, index, eps)
+            record["numeric_rel_err"] = relative_error(b.grad.reshape(-1)[index], numeric)
     return records
 
 
-def output_identity(db, p, labels):
+def output_identity(db, loss_fn):
     """The softmax-cross-entropy identity for the output bias, and the class pushed hardest."""
-    n, classes = p.shape
-    fraction = np.bincount(labels, minlength=classes) / n
-    predicted = p.mean(axis=0, dtype=np.float64) - fraction
+    n, classes = loss_fn.p.shape
+    if loss_fn.t is None:
+        target_mean = np.bincount(loss_fn.labels, minlength=classes) / n
+    else:
+        target_mean = loss_fn.t.mean(axis=0, dtype=np.float64)
+    predicted = loss_fn.p.mean(axis=0, dtype=np.float64) - target_mean
     k = int(np.argmax(np.abs(db)))
     return {"db_sum": float(db.sum(dtype=np.float64)),
             "identity_check": float(np.abs(db - predicted).max()),
@@ -56,8 +91,13 @@ def output_identity(db, p, labels):
 
 def format_bias(r):
     """The log line for one record, e.g. `step 469  affine2.b  dY (128, 10) -> db (10,) = sum of 128 rows ...`."""
-    line = (f"step {r['step']}  {r['layer']}  dY {r['dY_shape']} -> db {r['db_shape']} = sum of "
-            f"{r['batch_size']} rows  |db| {r['db_norm']:.4f}  max|db - Σ dY_n| {r['sum_check']:.1e}  "
+    if r["positions"] == r["batch_size"]:
+        summed = f"sum of {r['batch_size']} rows"
+    else:
+        per = r["positions"] // r["batch_size"]
+        summed = f"sum over {r['batch_size']}x{per} = {r['positions']:,} positions"
+    line = (f"step {r['step']}  {r['layer']}  dY {r['dY_shape']} -> db {r['db_shape']} = {summed}  "
+            f"|db| {r['db_norm']:.4f}  max|db - Σ dY_n| {r['sum_check']:.1e}  "
             f"max|db - 1ᵀdY| {r['ones_check']:.1e}  numeric check {r['numeric_rel_err']:.1e}")
     if "db_sum" in r:
         direction = "down" if r["top_db"] > 0 else "up"

@@ -1,10 +1,10 @@
 """Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without pickle."""
 import json
-import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .files import atomic_write
 
 
 class CheckpointError(Exception):
@@ -26,17 +26,8 @@ def save(path, model, optimizer=None, **extra):
             arrays[f"extra/{k}"] = np.asarray(v)
         else:
             arrays[f"json/{k}"] = np.asarray(json.dumps(v))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def load(path):

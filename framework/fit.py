@@ -1,107 +1,95 @@
-"""The training loop shared by train.py, the configs and library users."""
+"""The training loop shared by train.py, the configs and library users.
+
+Everything a run does besides the step itself (progress, checks, the bias log, the learning-rate
+schedule, evaluation of other splits, checkpoints, early stopping) is a callback: see callbacks.py.
+"""
 import time
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from .bias_log import bias_report
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or infinite; says at which step and where."""
+from .callbacks import CheckFinite, ProgressBar
+from .evaluate import evaluate
 
 
-def evaluate(model, loss_fn, x, t, batch_size=1000):
-    """(mean loss, accuracy) of the model in eval mode, in batches to bound memory."""
-    total_loss, correct = 0.0, 0
-    for first in range(0, len(x), batch_size):
-        logits = model.forward(x[first:first + batch_size], train=False)
-        total_loss += loss_fn.forward(logits, t[first:first + batch_size]) * len(logits)
-        correct += int((logits.argmax(axis=1) == loss_fn.labels).sum())
-    return total_loss / len(x), correct / len(x)
+class State:
+    """What callbacks see of the run in progress; fit fills it in as it goes.
 
-
-def first_nonfinite(params):
-    """Name of the first of `params` whose gradient is not finite, else None."""
-    for p in params:
-        if not np.isfinite(p.grad).all():
-            return p.name
-    return None
-
-
-def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, test=None,
-        lr_schedule=None, log=None, bias_every_epoch=True, bias_every=0, start_epoch=0,
-        history=(), eval_batch_size=1000, progress=None, shuffle=True, eval_every=1, should_stop=None):
-    """Trains for epochs start_epoch+1 .. epochs and returns the history as a DataFrame.
-
-    train, val, test: (x, t) pairs. Each epoch draws a fresh permutation of the training set
-    from `rng` (true epochs). lr_schedule(step) -> lr sets the rate before each step. `log`
-    receives dicts: {"event": "bias", ...} for bias-gradient records (the first batch of each
-    epoch when bias_every_epoch, and every `bias_every` steps) and {"event": "epoch", ...}
-    with the epoch's metrics. history: earlier epochs' records, when resuming.
-    progress: None shows a bar only on a terminal, False never. shuffle=False keeps the file
-    order. val and test are evaluated every `eval_every` epochs and after the last one.
-    should_stop(history) -> bool is asked before each epoch (early stopping); asking the
-    history, not counting in a closure, keeps a resumed run deciding as the original would.
+    model, loss_fn, optimizer, epochs, steps_per_epoch: as given to fit.
+    epoch, step: the current epoch (from 1) and the number of optimizer steps taken or being taken.
+    x, t, logits, loss: the current batch, its outputs and its loss.
+    seen, total_loss, correct: running totals of the current epoch.
+    record: the epoch's metrics (in on_epoch_end a callback may add its own).
+    history: the records of the epochs this fit has run. stop: set it to end after this epoch.
     """
+
+    def __init__(self, model, loss_fn, optimizer, epochs, steps_per_epoch, start_epoch):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.epoch, self.step = start_epoch, start_epoch * steps_per_epoch
+        self.x = self.t = self.logits = self.loss = self.record = None
+        self.seen, self.total_loss, self.correct = 0, 0.0, 0
+        self.history, self.stop = [], False
+
+
+def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, callbacks=None, start_epoch=0):
+    """Trains for epochs start_epoch+1 .. epochs and returns their history as a DataFrame.
+
+    train, val: (x, t) pairs; val is evaluated after every epoch. rng: a numpy Generator that
+    draws a fresh permutation of the training set each epoch (None keeps the file order).
+    callbacks: objects with any of the hooks of framework.Callback, called in the order given;
+    None means framework.default_callbacks() (the non-finite check and a progress display).
+    start_epoch: the epochs already done, when resuming (the generator restored with them).
+    """
+    callbacks = default_callbacks() if callbacks is None else list(callbacks)
     x_train, t_train = train
     n = len(x_train)
-    steps_per_epoch = -(-n // batch_size)
-    step = start_epoch * steps_per_epoch
-    history = list(history)
-    log = log or (lambda record: None)
-    backprop_order = model.parameters()[::-1]  # so an error names the layer nearest the loss
-    # Every step checks the loss and the bias gradients only: db = Σ_n dY_n, so a NaN or inf
-    # anywhere in a layer's dY shows in its small db (3 µs a step, where all gradients cost 22).
-    sentinels = [p for p in backprop_order if p.data.ndim == 1] or backprop_order
-    # Batches are gathered into one array reused every step, for the reason in Affine.backward.
-    # take(mode="clip"): under the default "raise", numpy gathers into a temporary and copies
-    # that into `out` (batch 128: 40 -> 29 us). A permutation's indices are never out of range.
-    x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)
-    for epoch in range(start_epoch + 1, epochs + 1):
-        if should_stop is not None and should_stop(history):
+    state = State(model, loss_fn, optimizer, epochs, -(-n // batch_size), start_epoch)
+    x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)  # reused every step
+    for callback in callbacks:
+        callback.on_fit_start(state)
+    for state.epoch in range(start_epoch + 1, epochs + 1):
+        if state.stop:
             break
         started = time.perf_counter()
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        total_loss, correct = 0.0, 0
-        bar = tqdm(range(0, n, batch_size), desc=f"epoch {epoch}/{epochs}", leave=False,
-                   disable=None if progress is None else not progress)
-        for first in bar:
-            batch = order[first:first + batch_size]
-            x, t = np.take(x_train, batch, axis=0, out=x_batch[:len(batch)], mode="clip"), t_train[batch]
-            if lr_schedule is not None:
-                optimizer.lr = lr_schedule(step)
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        state.seen, state.total_loss, state.correct = 0, 0.0, 0
+        for callback in callbacks:
+            callback.on_epoch_start(state)
+        for first in range(0, n, batch_size):
+            index = order[first:first + batch_size]
+            # mode="clip" gathers straight into x_batch (under "raise" numpy gathers into a
+            # temporary, then copies); a permutation's indices are always in range.
+            state.x = np.take(x_train, index, axis=0, out=x_batch[:len(index)], mode="clip")
+            state.t = t_train[index]
 
-            logits = model.forward(x, train=True)
-            loss = loss_fn.forward(logits, t)
+            state.logits = model.forward(state.x, train=True)
+            state.loss = loss_fn.forward(state.logits, state.t)
             model.backward(loss_fn.backward(), need_dx=False)
-            step += 1
-
-            if not np.isfinite(loss) or first_nonfinite(sentinels):
-                where = first_nonfinite(backprop_order)
-                raise NonFiniteError(f"step {step} (epoch {epoch}): loss {loss}; "
-                                     + (f"first non-finite gradient in {where}" if where
-                                        else "all gradients finite"))
-            if (bias_every_epoch and first == 0) or (bias_every and step % bias_every == 0):
-                for record in bias_report(model, loss_fn, x, t, step, epoch):
-                    log(record)
+            state.step += 1
+            for callback in callbacks:
+                callback.after_backward(state)
             optimizer.step()
 
-            total_loss += loss * len(x)
-            correct += int((logits.argmax(axis=1) == loss_fn.labels).sum())
-            if step % 25 == 0:
-                bar.set_postfix(loss=f"{total_loss / (first + len(x)):.4f}",
-                                acc=f"{correct / (first + len(x)):.4f}", refresh=False)
-        bar.close()
+            state.seen += len(index)
+            state.total_loss += state.loss * len(index)
+            state.correct += int((state.logits.argmax(axis=1) == loss_fn.labels).sum())
+            for callback in callbacks:
+                callback.on_step_end(state)
 
-        record = {"epoch": epoch, "step": step, "lr": optimizer.lr,
-                  "train_loss": total_loss / n, "train_acc": correct / n}
-        evaluate_now = epoch % eval_every == 0 or epoch == epochs
-        for split, data in (("val", val), ("test", test)):
-            if data is not None and evaluate_now:
-                record[f"{split}_loss"], record[f"{split}_acc"] = evaluate(model, loss_fn, *data, eval_batch_size)
-        record["seconds"] = time.perf_counter() - started
-        history.append(record)
-        log({"event": "epoch", **record})
-    return pd.DataFrame(history)
+        state.record = {"epoch": state.epoch, "step": state.step, "lr": optimizer.lr,
+                        "train_loss": state.total_loss / n, "train_acc": state.correct / n}
+        if val is not None:
+            state.record["val_loss"], state.record["val_acc"] = evaluate(model, loss_fn, *val)
+        state.record["seconds"] = time.perf_counter() - started
+        state.history.append(state.record)
+        for callback in callbacks:
+            callback.on_epoch_end(state)
+    for callback in callbacks:
+        callback.on_fit_end(state)
+    return pd.DataFrame(state.history)
+
+
+def default_callbacks():
+    """What fit runs when given no callbacks: the non-finite check and a progress display."""
+    return [CheckFinite(), ProgressBar()]

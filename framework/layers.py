@@ -2,74 +2,106 @@
 
 `backward(dy, need_dx=False)` lets the first layer of a model skip its input gradient,
 which training never uses (for an Affine layer that is one matrix product per step).
+A layer's settings are its constructor's checked arguments (framework.checks): configs,
+`--set` and `--help` read them from there.
 """
+import math
+
 import numpy as np
 
+from .broadcast import reuse, sum_to
+from .checks import Either, Integer, OneOf, Real, checked
 from .parameter import Parameter
 
 
 class Layer:
-    """Base class: a layer without parameters. Subclasses define forward and backward."""
+    """Base class: a layer without parameters. Subclasses define forward and backward.
+
+    Class attributes a subclass may set:
+      bias         the name of the parameter forward broadcasts over the batch (and positions):
+                   its gradient is sum_to(dy, ...), which the bias log checks on real batches
+      from_input   {constructor argument: function of the per-example input shape}: what a
+                   config leaves out because the data decides it (Affine's in_features)
+      short_names  {constructor argument: its name in configs} (Affine's out_features is `out`)
+    """
 
     name = None
+    bias = None
+    from_input = {}
+    short_names = {}
 
     def parameters(self):
         return []
 
+    def buffers(self):
+        """Non-trainable state saved with the model ({name: array}), e.g. running statistics."""
+        return {}
+
     def output_shape(self, input_shape):
+        """The per-example output shape for a per-example input shape."""
         return input_shape
+
+    def needs(self, kept):
+        """What forward kept, for backward; refuses a backward that no forward preceded."""
+        if kept is None:
+            raise RuntimeError(f"{self.name or type(self).__name__}: backward called before forward")
+        return kept
 
 
 class ReLU(Layer):
     """y = max(x, 0);  dx = dy * [x > 0].  Any shape."""
 
-    zeros = np.zeros(0)
+    positive = None
+    zeros = None
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=False):
         self.positive = x > 0
-        if self.zeros.shape != x.shape or self.zeros.dtype != x.dtype:
-            self.zeros = np.zeros_like(x)
-        # Against an array of zeros, not the scalar 0: numpy 2.4's maximum has no SIMD loop
-        # for an array and a scalar; this one is 5x faster (batch 128, 256 units: 10 -> 2 us).
-        return np.maximum(x, self.zeros)
+        # Against an array of zeros, not the scalar 0: numpy's maximum has a SIMD loop for two
+        # arrays but not for an array and a scalar.
+        zeros = reuse(self.zeros, x.shape, x.dtype)
+        if zeros is not self.zeros:
+            zeros[...] = 0
+            self.zeros = zeros
+        return np.maximum(x, zeros)
 
     def backward(self, dy, need_dx=True):
-        if not need_dx:
-            return None
-        return dy * self.positive  # a new array: the incoming dy is never modified
+        positive = self.needs(self.positive)
+        return dy * positive if need_dx else None  # a new array: the incoming dy is never modified
 
 
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y).  Any shape."""
 
-    def forward(self, x, train=True):
+    y = None
+
+    def forward(self, x, train=False):
         # With e = exp(-|x|), which never overflows: y = 1/(1+e) for x >= 0 and e/(1+e) below.
         e = np.exp(-np.abs(x))
         self.y = np.where(x >= 0, 1, e) / (1 + e)
         return self.y
 
     def backward(self, dy, need_dx=True):
-        if not need_dx:
-            return None
-        return dy * self.y * (1 - self.y)
+        y = self.needs(self.y)
+        return dy * y * (1 - y) if need_dx else None
 
 
 class Softmax(Layer):
     """y_nk = exp(x_nk) / sum_j exp(x_nj) over the last axis;  dx = y * (dy - sum_k dy_k y_k).
 
     For probabilities at the end of a model. For training use SoftmaxCrossEntropy on the
-    logits instead: it fuses both and its backward is simply (y - onehot) / N.
+    logits instead: it fuses both and its backward is simply (y - t) / N.
     """
 
-    def forward(self, x, train=True):
+    y = None
+
+    def forward(self, x, train=False):
         e = np.exp(x - x.max(axis=-1, keepdims=True))  # shifting by the max cannot overflow
         self.y = e / e.sum(axis=-1, keepdims=True)
         return self.y
 
     def backward(self, dy, need_dx=True):
-        if not need_dx:
-            return None
-        return self.y * (dy - (dy * self.y).sum(axis=-1, keepdims=True))
+        y = self.needs(self.y)
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True)) if need_dx else None
 
 
 class Dropout(Layer):
@@ -77,17 +109,18 @@ class Dropout(Layer):
 
     The 1/(1-p) scaling keeps E[y] = x, so nothing changes at evaluation time.
     Masks come from `rng` (a numpy Generator; pass the experiment's one for reproducibility).
+    p: the probability of zeroing each unit while training.
     """
 
-    def __init__(self, p=0.5, rng=None, name=None):
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout p must be in [0, 1), got {p}")
+    @checked
+    def __init__(self, p: Real(0, 1, high_open=True) = 0.5, rng=None, name=None):
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng()
         self.name = name
-        self.scaled_mask = None
+        self.scaled_mask = self.forwarded = None
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=False):
+        self.forwarded = True
         if not train or self.p == 0:
             self.scaled_mask = None
             return x
@@ -97,6 +130,7 @@ class Dropout(Layer):
         return x * self.scaled_mask
 
     def backward(self, dy, need_dx=True):
+        self.needs(self.forwarded)
         if not need_dx:
             return None
         return dy if self.scaled_mask is None else dy * self.scaled_mask
@@ -111,30 +145,30 @@ class Affine(Layer):
         dW = x.T @ dY         (in, out)
         db = dY.sum(axis=0)   (out,)
     Why a sum: forward broadcasts (copies) the one bias row b to all N rows of x @ W, and
-    the backward of a copy is a sum, so the N rows of dY add up into db. It is 1ᵀ·dY, the
-    same shape rule as dW = xᵀ·dY. The loss already divides by N, so this sum is the batch
+    the backward of a copy is a sum, so the N rows of dY add up into db (sum_to). It is 1ᵀ·dY,
+    the same shape rule as dW = xᵀ·dY. The loss already divides by N, so this sum is the batch
     *average* of the per-example bias gradients.
 
-    init: "he" (std sqrt(2/in), for ReLU), "xavier" (std sqrt(1/in)) or a float std.
+    out_features: output units (in configs `out`); init: "he" (std sqrt(2/in), for ReLU),
+    "xavier" (std sqrt(1/in), for sigmoid and tanh) or a number, the weights' std.
     """
 
-    def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float32, name=None):
-        if init == "he":
-            std = np.sqrt(2.0 / in_features)
-        elif init == "xavier":
-            std = np.sqrt(1.0 / in_features)
-        elif isinstance(init, (int, float)) and not isinstance(init, bool):
-            std = float(init)
-        else:
-            raise ValueError(f'init must be "he", "xavier" or a float std, got {init!r}')
+    bias = "b"
+    from_input = {"in_features": math.prod}
+    short_names = {"out_features": "out"}
+    x = None
+
+    @checked
+    def __init__(self, in_features: Integer(1), out_features: Integer(1),
+                 init: Either(OneOf("he", "xavier"), Real(0, low_open=True)) = "he",
+                 rng=None, dtype=np.float32, name=None):
+        std = {"he": math.sqrt(2 / in_features), "xavier": math.sqrt(1 / in_features)}.get(init, init)
         rng = rng if rng is not None else np.random.default_rng()
         dtype = np.dtype(dtype).type
         self.in_features, self.out_features = in_features, out_features
         self.W = Parameter(rng.standard_normal((in_features, out_features), dtype=dtype) * dtype(std), "W")
         self.b = Parameter(np.zeros(out_features, dtype=dtype), "b")
         self.name = name
-        self.last_dy = None  # the latest upstream gradient, kept (not copied) for the bias log
-        self.dW = np.empty((0, 0), dtype)
 
     def parameters(self):
         return [self.W, self.b]
@@ -142,7 +176,10 @@ class Affine(Layer):
     def output_shape(self, input_shape):
         return (self.out_features,)
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=False):
+        if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
+            raise ValueError(f"{self.name or 'Affine'}: expects a batch of {self.in_features} inputs "
+                             f"each, shape (N, {self.in_features}); got an array of shape {x.shape}")
         self.x_shape = x.shape
         self.x = x.reshape(len(x), -1)
         y = self.x @ self.W.data
@@ -150,13 +187,9 @@ class Affine(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
-        self.last_dy = dy
-        # dW is written into one array kept across steps (new only when shape or dtype change):
-        # a new one every step (800 KB for 784 x 256) made glibc hand heap pages back and fault
-        # them in again, about 45,000 page faults and 13% of an MNIST epoch at batch 128.
-        if self.dW.shape != self.W.data.shape or self.dW.dtype != dy.dtype:
-            self.dW = np.empty(self.W.data.shape, dy.dtype)
+        x = self.needs(self.x)
         dx = (dy @ self.W.data.T).reshape(self.x_shape) if need_dx else None
-        self.W.grad = np.matmul(self.x.T, dy, out=self.dW)
-        self.b.grad = dy.sum(axis=0)  # undoes the broadcast: the N copies' gradients add up
+        # Into the array W.grad already is, when it fits (see Parameter): no new 800 KB per step.
+        self.W.grad = np.matmul(x.T, dy, out=reuse(self.W.grad, self.W.data.shape, dy.dtype))
+        self.b.grad = sum_to(dy, self.b.data.shape)  # db = dY.sum(axis=0): the N copies of b add up
         return dx

@@ -25,7 +25,8 @@ class Sequential:
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=False):
+        """The model's output; train=True for training (dropout on, batch statistics)."""
         for layer in self.layers:
             x = layer.forward(x, train=train)
         return x
@@ -43,20 +44,26 @@ class Sequential:
         return [(p.name, p) for p in self.parameters()]
 
     def state_dict(self):
-        return {name: p.data for name, p in self.named_parameters()}
+        """{name: array} of every parameter and buffer (running statistics), e.g. affine1.W."""
+        state = {name: p.data for name, p in self.named_parameters()}
+        for layer in self.layers:
+            state.update({f"{layer.name}.{key}": a for key, a in layer.buffers().items()})
+        return state
 
     def load_state_dict(self, state):
-        """Copies arrays into the parameters; names and shapes must match exactly."""
-        own = dict(self.named_parameters())
+        """Copies arrays into the parameters and buffers; names, shapes and kinds must match exactly."""
+        own = self.state_dict()
         missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or unexpected:
             raise KeyError(f"state does not fit this model: missing {sorted(missing)}, "
                            f"unexpected {sorted(unexpected)}")
-        for name, p in own.items():
+        for name, target in own.items():
             value = np.asarray(state[name])
-            if value.shape != p.data.shape:
-                raise ValueError(f"{name}: shape {value.shape} in state, {p.data.shape} in model")
-            p.data[...] = value
+            if value.shape != target.shape or value.dtype.kind != target.dtype.kind:
+                raise ValueError(f"{name}: {value.dtype} {value.shape} in state, "
+                                 f"{target.dtype} {target.shape} in model")
+        for name, target in own.items():  # all checked first: a misfit changes nothing
+            target[...] = state[name]
 
     def summary(self, input_shape=None):
         """A table of layers, output shapes (per example) and parameter counts, as a string."""

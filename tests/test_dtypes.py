@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from framework import (SGD, AdaGrad, Adam, Affine, Dropout, Momentum, Nesterov, ReLU, RMSprop, Sequential,
-                       Sigmoid, Softmax, SoftmaxCrossEntropy, StepDecay, fit)
+                       LRSchedule, Sigmoid, Softmax, SoftmaxCrossEntropy, StepDecay, fit)
 
 OPTIMIZERS = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
 
@@ -62,7 +62,7 @@ def test_fit_keeps_float32_with_a_numpy_float64_learning_rate(opt):
     optimizer = opt(model.parameters(), lr=np.float64(0.01))
     schedule = lambda step: np.float64(StepDecay(0.01, every=3)(step))
     fit(model, SoftmaxCrossEntropy(), optimizer, (x, t), epochs=2, batch_size=16, rng=rng,
-        lr_schedule=schedule, val=(x, t), progress=False)
+        val=(x, t), callbacks=[LRSchedule(schedule)])
     wrong = [(name, a.dtype) for name, a in arrays_of(model, optimizer) if a.dtype != np.float32]
     assert not wrong
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from framework import SoftmaxCrossEntropy
-from framework.gradcheck import numeric_grad, relative_error
+from framework.numeric import numeric_grad, relative_error
 
 
 @pytest.mark.parametrize("n", [1, 2, 5])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from framework import SGD, Affine, Constant, Cosine, Sequential, SoftmaxCrossEntropy, StepDecay, Warmup, fit
+from framework import SGD, Affine, Constant, Cosine, LRSchedule, Sequential, SoftmaxCrossEntropy, StepDecay, Warmup, fit
 
 
 def test_constant():
@@ -37,6 +37,6 @@ def test_fit_sets_the_scheduled_rate_before_every_step(monkeypatch):
     monkeypatch.setattr(optimizer, "step", lambda: (seen.append(optimizer.lr), original())[1])
     x, t = rng.standard_normal((10, 3)).astype(np.float32), rng.integers(0, 2, 10)
     history = fit(model, SoftmaxCrossEntropy(), optimizer, (x, t), epochs=2, batch_size=4, rng=rng,
-                  lr_schedule=StepDecay(0.1, every=2, gamma=0.5), bias_every_epoch=False, progress=False)
+                  callbacks=[LRSchedule(StepDecay(0.1, every=2, gamma=0.5))])
     assert seen == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])  # 3 steps an epoch
     assert history.lr.tolist() == pytest.approx([0.05, 0.025])

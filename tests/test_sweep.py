@@ -5,7 +5,7 @@ import pandas as pd
 import yaml
 
 from experiments.cli import main
-from experiments.config import ConfigError, load
+from experiments.config import ConfigError, load, user_config
 from experiments.sweep import combinations
 
 SWEEP = """\
@@ -36,7 +36,7 @@ def write(tmp_path, text):
 
 def test_every_combination_with_its_settings(tmp_path):
     path = write(tmp_path, SWEEP)
-    runs = combinations(load(path), str(path))
+    runs = combinations(load(path), user_config(path)[0], str(path))
     assert [label for label, _, _ in runs] == ["optimizer.name=sgd,training.seed=0", "optimizer.name=sgd,training.seed=1",
                                                "optimizer.name=adam,training.seed=0", "optimizer.name=adam,training.seed=1"]
     assert [config["optimizer"]["lr"] for _, _, config in runs] == [0.05, 0.05, 0.003, 0.003]

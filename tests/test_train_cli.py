@@ -1,5 +1,6 @@
 """train.py end to end: real MNIST quick run, synthetic runs, determinism, resume, NaN stop, bias CSV."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 import framework as F
 from experiments.cli import main
-from experiments.run import Recorder
+from experiments.run import BiasCSV
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -98,14 +99,14 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, caps
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
 
-    logged_bias = Recorder.bias
+    logged_bias = BiasCSV.__call__
 
     def ctrl_c_in_epoch_3(self, record):  # as if Ctrl-C hit just after epoch 3's first bias line
         logged_bias(self, record)
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Recorder, "bias", ctrl_c_in_epoch_3)
+    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c_in_epoch_3)
     interrupted = tmp_path / "interrupted"
     assert main([config, "--out", str(interrupted), "--quiet"]) == 130
     assert f"--resume {interrupted}" in " ".join(capsys.readouterr().err.split())
@@ -119,7 +120,7 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, caps
 
 
 def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
-    saved = Recorder.checkpoint
+    saved = F.Checkpoint.save
 
     def ctrl_c_while_saving_epoch_2(self):
         if self.epochs_done() == 2 and self.saved_epoch == 1:
@@ -127,7 +128,7 @@ def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path,
             raise KeyboardInterrupt
         saved(self)
 
-    monkeypatch.setattr(Recorder, "checkpoint", ctrl_c_while_saving_epoch_2)
+    monkeypatch.setattr(F.Checkpoint, "save", ctrl_c_while_saving_epoch_2)
     assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet"]) == 130
     assert F.load(tmp_path / "run" / "checkpoint.npz")["epoch"] == 2
 
@@ -198,12 +199,26 @@ def test_help_lists_options_and_exit_codes(capsys):
     assert "--resume DIR" in printed and "exit codes" in printed and "--explain-bias" in printed
 
 
+@pytest.mark.parametrize("coretype", [None, "Haswell"])
+def test_train_py_leaves_the_users_openblas_coretype_alone(tmp_path, coretype):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    # train.py's imports (everything but main()), then numpy: what a run sees.
+    probe = (f"import os, runpy; runpy.run_path({str(REPO / 'train.py')!r}, run_name='probe'); "
+             "import numpy; print(os.environ.get('OPENBLAS_CORETYPE'))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(coretype)
+
+
 def test_train_py_from_another_folder(tmp_path):
     config = tiny_config(tmp_path)
     done = subprocess.run([sys.executable, str(REPO / "train.py"), config, "--out", "run", "--quiet",
                            "--set", "training.epochs=1"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "OpenBLAS" in (tmp_path / "run" / "log.txt").read_text()
+    first_line = (tmp_path / "run" / "log.txt").read_text().splitlines()[0]
+    assert first_line.startswith(f"numpy {np.__version__}") and "BLAS" in first_line
     bad = subprocess.run([sys.executable, str(REPO / "train.py"), "--set", "optimizer.nam=adam"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "did you mean 'name'" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,207 @@
+"""What a run does besides the step itself, hooked into fit from outside.
+
+A callback has any of these hooks, each given fit's State (framework.fit.State):
+    on_fit_start    before the first epoch (after a resume's restore)
+    on_epoch_start  before an epoch's first batch
+    after_backward  once every gradient of a step is computed, before the optimizer's step
+    on_step_end     after the optimizer's step
+    on_epoch_end    after the epoch's record (train and val metrics) is made: add to it, save, stop
+    on_fit_end      after the last epoch
+fit calls them in the order the callbacks are given. A hook that does nothing costs a call.
+"""
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+from .bias_log import bias_report, format_bias
+from .checkpoint import save
+from .evaluate import evaluate
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or infinite; says at which step and where."""
+
+
+class Callback:
+    """Base class: every hook does nothing; override the ones you need."""
+
+    def on_fit_start(self, state):
+        pass
+
+    def on_epoch_start(self, state):
+        pass
+
+    def after_backward(self, state):
+        pass
+
+    def on_step_end(self, state):
+        pass
+
+    def on_epoch_end(self, state):
+        pass
+
+    def on_fit_end(self, state):
+        pass
+
+
+class LRSchedule(Callback):
+    """Sets optimizer.lr = schedule(s) before each step s (counted from 0 over the whole run)."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def after_backward(self, state):
+        state.optimizer.lr = self.schedule(state.step - 1)  # state.step counts the step being taken
+
+
+class Evaluate(Callback):
+    """Adds `<name>_loss` and `<name>_acc` to the epoch's record for each split {name: (x, t)},
+    every `every` epochs and after the last one."""
+
+    def __init__(self, splits, every=1, batch_size=1000):
+        self.splits, self.every, self.batch_size = splits, every, batch_size
+
+    def on_epoch_end(self, state):
+        if state.epoch % self.every == 0 or state.epoch == state.epochs:
+            for name, (x, t) in self.splits.items():
+                state.record[f"{name}_loss"], state.record[f"{name}_acc"] = evaluate(
+                    state.model, state.loss_fn, x, t, self.batch_size)
+
+
+class EarlyStopping(Callback):
+    """Stops once val_acc has not improved for `patience` evaluations (ties are no improvement).
+
+    history: the records of epochs run before this fit (when resuming), so a resumed run
+    decides exactly as the uninterrupted one would.
+    """
+
+    def __init__(self, patience, history=()):
+        self.patience = patience
+        self.accuracies = [r["val_acc"] for r in history if "val_acc" in r]
+        self.stopped_early = False
+
+    def patience_used_up(self):
+        if not self.accuracies:
+            return False
+        best = int(np.argmax(self.accuracies))  # the first best
+        return len(self.accuracies) - 1 - best >= self.patience
+
+    def on_fit_start(self, state):
+        state.stop = self.stopped_early = self.patience_used_up()
+
+    def on_epoch_end(self, state):
+        if "val_acc" in state.record:
+            self.accuracies.append(state.record["val_acc"])
+        if state.epoch < state.epochs and self.patience_used_up():
+            state.stop = self.stopped_early = True
+
+
+class CheckFinite(Callback):
+    """Stops with NonFiniteError when a step's loss or a gradient is NaN or infinite.
+
+    Each step checks the loss and the bias gradients only: a bias gradient sums its layer's dY
+    (sum_to), so a NaN or inf anywhere in dY shows in the small db. Only on a failure are all
+    gradients checked, to name the layer nearest the loss whose gradient went bad first, and the
+    input batch, which is the culprit when it holds NaN or inf itself.
+    """
+
+    def on_fit_start(self, state):
+        self.backprop_order = state.model.parameters()[::-1]
+        self.sentinels = [p for p in self.backprop_order if p.data.ndim == 1] or self.backprop_order
+
+    def after_backward(self, state):
+        if math.isfinite(state.loss) and all(np.isfinite(p.grad).all() for p in self.sentinels):
+            return
+        where = f"step {state.step} (epoch {state.epoch}): loss {state.loss}; "
+        bad_rows = np.flatnonzero(~np.isfinite(state.x.reshape(len(state.x), -1)).all(axis=1))
+        if len(bad_rows):
+            raise NonFiniteError(where + f"the input batch holds NaN or inf (in {len(bad_rows)} of its "
+                                 f"{len(state.x)} examples, the first at batch row {bad_rows[0]}): the data, "
+                                 "not the model, is at fault")
+        culprit = next((p.name for p in self.backprop_order if not np.isfinite(p.grad).all()), None)
+        raise NonFiniteError(where + (f"first non-finite gradient in {culprit}" if culprit
+                                      else "all gradients finite"))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss and accuracy (bar=None: only on a terminal),
+    and with lines=True one line per epoch, printed whether or not a bar is shown."""
+
+    def __init__(self, bar=None, lines=True):
+        self.bar, self.lines, self.current = bar, lines, None
+
+    def on_epoch_start(self, state):
+        self.current = tqdm(total=state.steps_per_epoch, desc=f"epoch {state.epoch}/{state.epochs}",
+                            leave=False, disable=None if self.bar is None else not self.bar)
+
+    def on_step_end(self, state):
+        self.current.update()
+        if state.step % 25 == 0:
+            self.current.set_postfix(loss=f"{state.total_loss / state.seen:.4f}",
+                                     acc=f"{state.correct / state.seen:.4f}", refresh=False)
+
+    def on_epoch_end(self, state):
+        self.current.close()
+        if self.lines:
+            print(epoch_line(state.record, state.epochs), flush=True)
+
+
+class BiasLog(Callback):
+    """The bias-gradient report (framework.bias_log) on the first batch of every epoch
+    (every_epoch) and every `every` steps; each record goes to `log` (default: print its line)."""
+
+    def __init__(self, every_epoch=True, every=0, log=None):
+        self.every_epoch, self.every = every_epoch, every
+        self.log = log if log is not None else (lambda record: tqdm.write(format_bias(record)))
+
+    def after_backward(self, state):
+        if (self.every_epoch and state.seen == 0) or (self.every and state.step % self.every == 0):
+            for record in bias_report(state.model, state.loss_fn, state.x, state.t, state.step, state.epoch):
+                self.log(record)
+
+
+class Checkpoint(Callback):
+    """Saves model, optimizer, epoch, history and the generator's state to `path` at the start
+    and after every epoch (framework.save), but only while every weight is finite.
+
+    rng: the run's generator, so a resumed run draws what the uninterrupted one would.
+    history: the records of epochs run before this fit (when resuming).
+    """
+
+    def __init__(self, path, rng=None, history=()):
+        self.path, self.rng, self.previous = path, rng, list(history)
+        self.state = self.saved_epoch = None
+
+    def on_fit_start(self, state):
+        self.state = state
+        self.save()
+
+    def on_epoch_end(self, state):
+        self.save()
+
+    def epochs_done(self):
+        return self.state.history[-1]["epoch"] if self.state.history else self.state.epoch
+
+    def save(self):
+        """Writes the checkpoint of the last completed epoch, unless a weight is NaN or infinite."""
+        if not all(np.isfinite(p.data).all() for p in self.state.model.parameters()):
+            return
+        extra = {"rng": self.rng.bit_generator.state} if self.rng is not None else {}
+        save(self.path, self.state.model, self.state.optimizer, epoch=self.epochs_done(),
+             history=self.previous + self.state.history, **extra)
+        self.saved_epoch = self.epochs_done()
+
+    def ensure_saved(self):
+        """After Ctrl-C: the last completed epoch must be on disk (the signal may have hit its save)."""
+        if self.state is not None and self.saved_epoch != self.epochs_done():
+            self.save()
+
+
+def epoch_line(r, epochs):
+    """One line per epoch: `epoch 3/10  train loss 0.0712 acc 0.9781  val loss ... acc ...  lr ...  1.4 s`."""
+    line = f"epoch {r['epoch']}/{epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}"
+    for split in ("val", "test"):
+        if f"{split}_acc" in r:
+            line += f"  {split} loss {r[f'{split}_loss']:.4f} acc {r[f'{split}_acc']:.4f}"
+    return line + f"  lr {r['lr']:.2e}  {r['seconds']:.1f} s"

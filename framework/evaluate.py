@@ -1,0 +1,11 @@
+"""A trained model on data it does not learn from: loss and accuracy in eval mode."""
+
+
+def evaluate(model, loss_fn, x, t, batch_size=1000):
+    """(mean loss, accuracy) of the model in eval mode, in batches to bound memory."""
+    total_loss, correct = 0.0, 0
+    for first in range(0, len(x), batch_size):
+        logits = model.forward(x[first:first + batch_size], train=False)
+        total_loss += loss_fn.forward(logits, t[first:first + batch_size]) * len(logits)
+        correct += int((logits.argmax(axis=1) == loss_fn.labels).sum())
+    return total_loss / len(x), correct / len(x)
