@@ -2,10 +2,10 @@
 from .parameter import Parameter
 from .broadcast import sum_to
 from .checks import Invalid
-from .layers import Layer, Affine, ReLU, Sigmoid, Softmax, Dropout
+from .layers import Layer, Affine, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout
 from .losses import SoftmaxCrossEntropy
 from .sequential import Sequential
-from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam
+from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW
 from .schedules import Constant, StepDecay, Cosine, Warmup
 from .numeric import gradcheck, numeric_grad
 from .checkpoint import save, load, CheckpointError
@@ -17,9 +17,10 @@ from .fit import fit, default_callbacks
 from .registry import layers, optimizers
 
 __all__ = [
-    "Parameter", "sum_to", "Invalid", "Layer", "Affine", "ReLU", "Sigmoid", "Softmax", "Dropout",
+    "Parameter", "sum_to", "Invalid", "Layer", "Affine", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "Softmax", "Dropout",
     "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
-    "RMSprop", "Adam", "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad",
+    "RMSprop", "Adam", "AdamW", "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad",
     "save", "load", "CheckpointError", "evaluate", "bias_report", "format_bias", "Callback",
     "NonFiniteError", "LRSchedule", "Evaluate", "EarlyStopping", "CheckFinite", "ProgressBar",
     "BiasLog", "Checkpoint", "fit", "default_callbacks", "layers", "optimizers",

@@ -85,6 +85,39 @@ class Sigmoid(Layer):
         return dy * y * (1 - y) if need_dx else None
 
 
+class Tanh(Layer):
+    """y = tanh(x);  dx = dy * (1 - y²).  Any shape."""
+
+    y = None
+
+    def forward(self, x, train=False):
+        self.y = np.tanh(x)
+        return self.y
+
+    def backward(self, dy, need_dx=True):
+        y = self.needs(self.y)
+        return dy * (1 - y * y) if need_dx else None
+
+
+class LeakyReLU(Layer):
+    """y = x for x > 0, negative_slope * x otherwise;  dx = dy * (1 or negative_slope).  Any shape."""
+
+    slope = None
+
+    @checked
+    def __init__(self, negative_slope: Real(0, 1) = 0.01, name=None):
+        self.negative_slope, self.name = negative_slope, name
+
+    def forward(self, x, train=False):
+        # One array of slopes (1 or negative_slope) serves both passes: y = x * slope, dx = dy * slope.
+        self.slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        return x * self.slope
+
+    def backward(self, dy, need_dx=True):
+        slope = self.needs(self.slope)
+        return dy * slope if need_dx else None
+
+
 class Softmax(Layer):
     """y_nk = exp(x_nk) / sum_j exp(x_nj) over the last axis;  dx = y * (dy - sum_k dy_k y_k).
 

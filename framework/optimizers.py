@@ -59,8 +59,12 @@ class Optimizer:
                     f"{p.data.shape}. A batched gradient must be reduced over the batch (for a bias: "
                     "db = dY.sum(axis=0)).")
             if self.weight_decay and p.data.ndim >= 2:
-                g = g + self.weight_decay * p.data
+                g = self.decay(p, g)
             self.update(i, p, g)
+
+    def decay(self, p, g):
+        """Weight decay as L2: the gradient of wd/2 |w|² joins g (a new array: g is the user's)."""
+        return g + self.weight_decay * p.data
 
     def update(self, i, p, g):
         raise NotImplementedError
@@ -191,6 +195,24 @@ class Adam(Optimizer):
         denom = np.sqrt(V, out=s)
         denom += self.eps / c
         p.data -= lr_times_ratio(step_size, M, denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW): w <- w - lr * wd * w, then Adam's
+    update from the plain gradient g.
+
+    Like every optimizer here it decays weights (ndim >= 2) and never biases, which equals
+    torch.optim.AdamW with the biases in a parameter group of their own with weight_decay=0.
+    """
+
+    @checked
+    def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999, eps: EPS = 1e-8,
+                 weight_decay: DECAY = 1e-2):
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay)
+
+    def decay(self, p, g):
+        p.data *= 1 - float(self.lr) * self.weight_decay  # before the step, as PyTorch does
+        return g
 
 
 def lr_times_ratio(lr, numerator, denom):

@@ -128,3 +128,18 @@ def test_refused_config_does_no_work(tmp_path, capsys):
 def test_saved_config_is_plain_yaml(tmp_path):
     text = C.dump(C.load(CONFIGS / "compare_optimizers.yaml"))
     assert yaml.safe_load(text)["sweep"]["grid"]["optimizer.name"][0] == "sgd"
+
+
+def test_new_layer_and_optimizer_classes_are_in_configs_without_edits():
+    config = C.load(None, ["model.1=tanh", "model.4={leakyrelu: {negative_slope: 0.2}}",
+                           "optimizer.name=adamw"])
+    assert config["model"][1] == "tanh" and config["model"][4] == {"leakyrelu": {"negative_slope": 0.2}}
+    assert config["optimizer"] == {"name": "adamw", "lr": 0.001, "beta1": 0.9, "beta2": 0.999,
+                                   "eps": 1e-8, "weight_decay": 0.01}
+
+
+def test_a_layer_setting_out_of_its_class_range_is_refused_by_the_config(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 8}}, {leakyrelu: {negative_slope: 2}}, "
+                                             "{affine: {out: 10}}]\n")
+    assert code == 2
+    assert "model.1.leakyrelu.negative_slope: out of range: 2 is not ≥ 0 and ≤ 1" in err

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from framework import Affine, Dropout, ReLU, Sigmoid, Softmax
+from framework import Affine, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from framework.numeric import numeric_grad, relative_error
 
 SHAPES = [(1, 7, 4), (2, 7, 4), (5, 7, 4)]  # (N, in, out): N != in != out so axis mistakes fail
@@ -32,12 +32,13 @@ def check_layer(layer, x, seed=0):
 
 def make(kind, n_in, n_out, rng):
     return {"affine": lambda: Affine(n_in, n_out, rng=rng, dtype=np.float64),
-            "relu": ReLU, "sigmoid": Sigmoid, "softmax": Softmax,
+            "relu": ReLU, "sigmoid": Sigmoid, "softmax": Softmax, "tanh": Tanh,
+            "leakyrelu": lambda: LeakyReLU(0.1),
             "dropout": lambda: Dropout(0.4)}[kind]()
 
 
 @pytest.mark.parametrize("n, n_in, n_out", SHAPES)
-@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout"])
+@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh", "leakyrelu"])
 def test_backward_matches_central_differences(kind, n, n_in, n_out):
     rng = np.random.default_rng(n)
     layer = make(kind, n_in, n_out, rng)
@@ -56,7 +57,7 @@ def test_affine_flattens_higher_dimensional_input_and_restores_its_shape():
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout"])
+@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh", "leakyrelu"])
 def test_backward_leaves_the_incoming_gradient_untouched(kind):
     rng = np.random.default_rng(2)
     layer = make(kind, 6, 6, rng)
@@ -123,3 +124,16 @@ def test_sigmoid_is_finite_and_exact_at_extremes():
 def test_softmax_layer_stable_on_huge_logits():
     y = Softmax().forward(np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32))
     np.testing.assert_allclose(y, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+
+
+def test_leaky_relu_scales_only_the_negative_side():
+    y = LeakyReLU(0.1).forward(np.array([-2.0, -0.5, 0.0, 3.0], np.float32))
+    np.testing.assert_array_equal(y, np.array([-0.2, -0.05, 0.0, 3.0], np.float32))
+    assert y.dtype == np.float32
+
+
+def test_tanh_matches_numpy_and_stays_float32():
+    x = np.linspace(-30, 30, 7, dtype=np.float32)
+    y = Tanh().forward(x)
+    np.testing.assert_array_equal(y, np.tanh(x))
+    assert y.dtype == np.float32

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from framework import SGD, AdaGrad, Adam, Momentum, Nesterov, Parameter, RMSprop
+from framework import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Parameter, RMSprop
 
 # Constant gradient g = 1 (Adam: 0.5) on a parameter starting at 1, three steps, by hand.
 HAND = {
@@ -38,7 +38,10 @@ def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=No
     state = [dict(b=None, s=0.0, m=0.0, v=0.0) for _ in w]
     for t, g_all in enumerate(grads, start=1):
         for i, (g, st) in enumerate(zip(g_all.ravel().tolist(), state)):
-            g += wd * w[i]
+            if name == "adamw":
+                w[i] *= 1 - lr * wd  # decoupled: the weight shrinks, the gradient stays
+            else:
+                g += wd * w[i]
             if name == "sgd":
                 w[i] -= lr * g
             elif name in ("momentum", "nesterov"):
@@ -50,7 +53,7 @@ def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=No
             elif name == "rmsprop":
                 st["v"] = alpha * st["v"] + (1 - alpha) * g * g
                 w[i] -= lr * g / (math.sqrt(st["v"]) + (1e-8 if eps is None else eps))
-            elif name == "adam":
+            elif name in ("adam", "adamw"):
                 b1, b2 = betas
                 st["m"] = b1 * st["m"] + (1 - b1) * g
                 st["v"] = b2 * st["v"] + (1 - b2) * g * g
@@ -59,7 +62,8 @@ def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=No
     return np.array(w)
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad, "rmsprop": RMSprop,
+              "adam": Adam, "adamw": AdamW}
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -130,7 +134,8 @@ def test_matches_torch_itself_when_installed():
               "nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
               "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.05, weight_decay=0.01),
               "rmsprop": lambda p: torch.optim.RMSprop(p, lr=0.05, weight_decay=0.01),
-              "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.01)}
+              "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.01),
+              "adamw": lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.01)}
     for name, make in makers.items():
         tw = torch.tensor(w0.copy(), requires_grad=True)
         topt = make([tw])
@@ -149,3 +154,23 @@ def test_adam_refuses_betas_outside_0_1(betas):
     # Adam stores m/(1-b1) and v/(1-b2): a beta of 1 would divide by zero on the first step.
     with pytest.raises(ValueError, match=r"Adam: beta\d: out of range: .* is not ≥ 0 and < 1"):
         Adam([Parameter(np.zeros(3))], beta1=betas[0], beta2=betas[1])
+
+
+def test_adamw_decay_is_decoupled_from_the_adaptive_step():
+    # With g = 0 Adam's step is 0, so AdamW's weight moves by exactly the decay: w (1 - lr wd) per step.
+    p = Parameter(np.full((2, 2), 3.0))
+    opt = AdamW([p], lr=0.1, weight_decay=0.5)
+    for _ in range(3):
+        p.grad = np.zeros((2, 2))
+        opt.step()
+    np.testing.assert_allclose(p.data, 3.0 * (1 - 0.1 * 0.5) ** 3, rtol=1e-15)
+    l2 = Parameter(np.full((2, 2), 3.0))
+    adam = Adam([l2], lr=0.1, weight_decay=0.5)  # L2 in the gradient: Adam normalises it away
+    l2.grad = np.zeros((2, 2))
+    adam.step()
+    assert not np.allclose(l2.data, 3.0 * (1 - 0.1 * 0.5))
+
+
+def test_adamw_defaults_are_pytorchs():
+    opt = AdamW([Parameter(np.zeros((2, 2)))])
+    assert (opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay) == (1e-3, 0.9, 0.999, 1e-8, 1e-2)

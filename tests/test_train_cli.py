@@ -222,3 +222,12 @@ def test_train_py_from_another_folder(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "train.py"), "--set", "optimizer.nam=adam"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "did you mean 'name'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_tanh_leaky_relu_and_adamw_train_from_the_command_line(tmp_path):
+    code = main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet",
+                 "--set", "model=[{affine: {out: 16}}, tanh, {affine: {out: 8}}, leakyrelu, {affine: {out: 3}}]",
+                 "--set", "optimizer.name=adamw"])
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["test_accuracy"] > 0.5
