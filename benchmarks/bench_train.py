@@ -24,14 +24,13 @@ products (optimizer, elementwise work, Python calls): at batch 32 that is the fi
     python benchmarks/bench_train.py --reps 3 --batch-sizes 128
     python benchmarks/bench_train.py --profile           # where a step's time goes, per layer
     python benchmarks/bench_train.py --json bench.json   # also write the figures
-    python benchmarks/bench_train.py --no-coretype       # leave OPENBLAS_CORETYPE alone
+    python benchmarks/bench_train.py --idle-callbacks    # also fit with every run callback idle
 
-OpenBLAS kernels: experiments.blas.choose_openblas_coretype() runs first, before numpy is
-imported, as in train.py: on an AVX-512 CPU it sets OPENBLAS_CORETYPE=SkylakeX, replacing a
-pin to an AVX2 core (this project's machines export OPENBLAS_CORETYPE=Haswell). The core in
-use is printed in the header. Compare kernels with
-    python benchmarks/bench_train.py                  # SkylakeX on an AVX-512 CPU
-    python benchmarks/bench_train.py --no-coretype    # the environment's choice (Haswell here)
+OpenBLAS kernels: the benchmark runs with the environment it is given; the header names the
+core OpenBLAS picked. To compare kernels, --coretype NAME runs the whole benchmark again in a
+child process whose environment has OPENBLAS_CORETYPE=NAME (yours is left as it is):
+    python benchmarks/bench_train.py --coretype Haswell      # AVX2 kernels
+    python benchmarks/bench_train.py --coretype SkylakeX     # AVX-512 kernels, where the CPU has them
 """
 import argparse
 import os
@@ -52,11 +51,13 @@ def parse_args(argv=None):
     ap.add_argument("--block", type=float, default=0.4, help="seconds per repetition (approx.)")
     ap.add_argument("--warmup", type=float, default=0.3, help="seconds of warm-up per candidate")
     ap.add_argument("--threads", type=int, default=None,
-                    help="OpenBLAS and torch threads (default: OpenBLAS's own choice, "
-                         "torch is given the same number)")
+                    help="torch's threads (default: as many as OpenBLAS uses; set OpenBLAS's "
+                         "own with OPENBLAS_NUM_THREADS in the environment)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
-    ap.add_argument("--no-coretype", action="store_true",
-                    help="do not call experiments.blas.choose_openblas_coretype()")
+    ap.add_argument("--coretype", metavar="NAME",
+                    help="run in a child process with OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX)")
+    ap.add_argument("--idle-callbacks", action="store_true",
+                    help="also time fit with train.py's callbacks set to do nothing on these steps")
     ap.add_argument("--profile", action="store_true",
                     help="only profile a step per layer (forward, backward, optimizer)")
     ap.add_argument("--profile-steps", type=int, default=300)
@@ -66,16 +67,17 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-ARGS = parse_args() if __name__ == "__main__" else None
+def in_child_with_coretype(name):
+    """Runs this benchmark again in a child process whose environment sets OPENBLAS_CORETYPE
+    (OpenBLAS reads it once, when numpy loads it); returns the child's exit code."""
+    import subprocess
+    argv = [a for a in sys.argv[1:] if not a.startswith("--coretype")]
+    if "--coretype" in sys.argv:
+        at = sys.argv.index("--coretype")
+        argv = sys.argv[1:at] + sys.argv[at + 2:]
+    env = {**os.environ, "OPENBLAS_CORETYPE": name}
+    return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
 
-# --- before numpy: OpenBLAS reads its environment once, when numpy loads it ------------------
-CORETYPE_MESSAGE = "OpenBLAS: choose_openblas_coretype() not called (--no-coretype)"
-if ARGS is not None:
-    if ARGS.threads:
-        os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-    if not ARGS.no_coretype and not ARGS.torch_worker:
-        from experiments.blas import choose_openblas_coretype
-        CORETYPE_MESSAGE = choose_openblas_coretype()
 
 import numpy as np  # noqa: E402
 
@@ -167,10 +169,13 @@ class Framework(Timed):
         self.optimizer = make_optimizer(opt, self.model.parameters())
         self.x, self.t, self.batch = x, t, batch
 
+    def callbacks(self):
+        return [fw.CheckFinite()]
+
     def run(self, steps):
         for n in epochs_of(steps, len(self.x), self.batch):
             fw.fit(self.model, self.loss_fn, self.optimizer, (self.x[:n], self.t[:n]), epochs=1,
-                   batch_size=self.batch, rng=self.rng, bias_every_epoch=False, progress=False)
+                   batch_size=self.batch, rng=self.rng, callbacks=self.callbacks())
 
     def check_dtypes(self):
         """Names of arrays that are not float32 after training (no silent upcasts)."""
@@ -179,6 +184,16 @@ class Framework(Timed):
         bad += [f"{slot}.{i}" for slot, arrays in self.optimizer.state.items()
                 for i, a in enumerate(arrays) if a.dtype != np.float32]
         return bad
+
+
+class IdleCallbacks(Framework):
+    """fit with train.py's callbacks, none of which has work on these steps: a constant lr,
+    the non-finite check, the bias log (not on these steps), a hidden progress bar, early stopping."""
+
+    def callbacks(self):
+        return [fw.LRSchedule(fw.Constant(self.optimizer.lr)), fw.CheckFinite(),
+                fw.BiasLog(every_epoch=False), fw.ProgressBar(bar=False, lines=False),
+                fw.EarlyStopping(patience=1000)]
 
 
 class Floor(Timed):
@@ -334,6 +349,8 @@ def run_table(args, x, t, torch_process):
         candidates = {"floor": Floor(batch, np.random.default_rng(args.seed))}
         for opt in optimizers:
             candidates[f"framework {opt}"] = Framework(opt, x, t, batch, args.seed)
+            if args.idle_callbacks:
+                candidates[f"fw+idle {opt}"] = IdleCallbacks(opt, x, t, batch, args.seed)
             if torch_process is not None:
                 candidates[f"torch {opt}"] = torch_process.candidate(opt, batch)
         median, times = measure(candidates, args.reps, args.warmup, args.block)
@@ -427,7 +444,6 @@ def profile(args, x, t):
 def main(args):
     core, threads = openblas_info()
     threads = args.threads or threads or os.cpu_count()
-    print(CORETYPE_MESSAGE)
     print(f"numpy {np.__version__}, OpenBLAS core {core}, {threads} threads "
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}); "
           f"{os.cpu_count()} CPUs; load average {load()}")
@@ -452,11 +468,14 @@ def main(args):
         import json
         meta = {"numpy": np.__version__, "openblas_core": core, "threads": threads,
                 "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-                "coretype_message": CORETYPE_MESSAGE, "torch": torch_version,
+                "torch": torch_version,
                 "cpus": os.cpu_count(), "reps": args.reps, "load_end": os.getloadavg()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":
+    ARGS = parse_args()
+    if ARGS.coretype:
+        sys.exit(in_child_with_coretype(ARGS.coretype))
     torch_worker(ARGS) if ARGS.torch_worker else main(ARGS)
