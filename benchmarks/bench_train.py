@@ -83,7 +83,6 @@ import numpy as np  # noqa: E402
 
 import framework as fw  # noqa: E402
 
-
 # --- environment ----------------------------------------------------------------------------
 
 def openblas_info():

@@ -10,8 +10,19 @@ import copy
 
 import framework as F
 from datasets import DATASETS
-from framework.checks import (REQUIRED, Check, Flag, Integer, Invalid, OneOf, Optional, Real, close_match,
-                              describe, settings)
+from framework.checks import (
+    REQUIRED,
+    Check,
+    Flag,
+    Integer,
+    Invalid,
+    OneOf,
+    Optional,
+    Real,
+    close_match,
+    describe,
+    settings,
+)
 
 from .yamlfile import ConfigError, dump, parse_yaml, read_mapping
 

@@ -1,20 +1,29 @@
 """A small, fast, readable deep-learning framework on NumPy."""
-from .parameter import Parameter
-from .broadcast import sum_to
-from .checks import Invalid
-from .layers import Layer, Affine, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout
-from .losses import SoftmaxCrossEntropy
-from .sequential import Sequential
-from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW
-from .schedules import Constant, StepDecay, Cosine, Warmup
-from .numeric import gradcheck, numeric_grad
-from .checkpoint import save, load, CheckpointError
-from .evaluate import evaluate
 from .bias_log import bias_report, format_bias
-from .callbacks import (Callback, NonFiniteError, LRSchedule, Evaluate, EarlyStopping, CheckFinite,
-                        ProgressBar, BiasLog, Checkpoint)
-from .fit import fit, default_callbacks
+from .broadcast import sum_to
+from .callbacks import (
+                        BiasLog,
+                        Callback,
+                        CheckFinite,
+                        Checkpoint,
+                        EarlyStopping,
+                        Evaluate,
+                        LRSchedule,
+                        NonFiniteError,
+                        ProgressBar,
+)
+from .checkpoint import CheckpointError, load, save
+from .checks import Invalid
+from .evaluate import evaluate
+from .fit import default_callbacks, fit
+from .layers import Affine, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import SoftmaxCrossEntropy
+from .numeric import gradcheck, numeric_grad
+from .optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSprop
+from .parameter import Parameter
 from .registry import layers, optimizers
+from .schedules import Constant, Cosine, StepDecay, Warmup
+from .sequential import Sequential
 
 __all__ = [
     "Parameter", "sum_to", "Invalid", "Layer", "Affine", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",

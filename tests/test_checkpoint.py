@@ -4,7 +4,16 @@ import os
 import numpy as np
 import pytest
 
-from framework import Adam, Affine, CheckpointError, ReLU, Sequential, SoftmaxCrossEntropy, load, save
+from framework import (
+    Adam,
+    Affine,
+    CheckpointError,
+    ReLU,
+    Sequential,
+    SoftmaxCrossEntropy,
+    load,
+    save,
+)
 
 
 def model_and_optimizer(seed):

@@ -7,8 +7,24 @@ float64 model must stay float64.
 import numpy as np
 import pytest
 
-from framework import (SGD, AdaGrad, Adam, Affine, Dropout, Momentum, Nesterov, ReLU, RMSprop, Sequential,
-                       LRSchedule, Sigmoid, Softmax, SoftmaxCrossEntropy, StepDecay, fit)
+from framework import (
+    SGD,
+    AdaGrad,
+    Adam,
+    Affine,
+    Dropout,
+    LRSchedule,
+    Momentum,
+    Nesterov,
+    ReLU,
+    RMSprop,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    StepDecay,
+    fit,
+)
 
 OPTIMIZERS = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
 

@@ -2,8 +2,19 @@
 import numpy as np
 import pytest
 
-from framework import (SGD, Adam, Affine, BiasLog, CheckFinite, Dropout, NonFiniteError, ReLU, Sequential,
-                       SoftmaxCrossEntropy, fit)
+from framework import (
+    SGD,
+    Adam,
+    Affine,
+    BiasLog,
+    CheckFinite,
+    Dropout,
+    NonFiniteError,
+    ReLU,
+    Sequential,
+    SoftmaxCrossEntropy,
+    fit,
+)
 
 
 def blobs(rng, n=600, classes=3, dim=8):

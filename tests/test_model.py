@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
-from framework import (SGD, Affine, Dropout, ReLU, Sequential, Sigmoid, Softmax, SoftmaxCrossEntropy,
-                       gradcheck)
+from framework import (
+    SGD,
+    Affine,
+    Dropout,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    gradcheck,
+)
 
 
 def mlp(rng, dims=(6, 5, 4, 3), dtype=np.float64):

@@ -2,7 +2,18 @@
 import numpy as np
 import pytest
 
-from framework import SGD, Affine, Constant, Cosine, LRSchedule, Sequential, SoftmaxCrossEntropy, StepDecay, Warmup, fit
+from framework import (
+    SGD,
+    Affine,
+    Constant,
+    Cosine,
+    LRSchedule,
+    Sequential,
+    SoftmaxCrossEntropy,
+    StepDecay,
+    Warmup,
+    fit,
+)
 
 
 def test_constant():

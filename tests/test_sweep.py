@@ -1,11 +1,10 @@
 """Sweeps: one sub-folder per grid combination, per-value settings, a ranked comparison table."""
-from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from experiments.cli import main
-from experiments.config import ConfigError, load, user_config
+from experiments.config import load, user_config
 from experiments.sweep import combinations
 
 SWEEP = """\
