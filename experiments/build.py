@@ -5,11 +5,12 @@ subset, weights, then training), so a seed fixes the whole run.
 """
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 import framework as F
-from datasets import load_mnist, split_validation
+from datasets import DATASETS, default_root, load_mnist, split_validation
 
 from .config import layer_kind
 
@@ -23,16 +24,25 @@ class Data:
     test: tuple
 
 
-def load_data(config, rng, progress=None):
-    """The configured dataset, split into train / validation (and subset), as float32 images."""
+def load_data(config, rng, progress=None, log=print):
+    """The configured dataset, split into train / validation (and subset), as float32 images of
+    shape (N, 1, 28, 28): the first layer takes what it needs (Affine flattens them itself)."""
     data = config["data"]
     if data["dataset"] == "synthetic":
         train, test = synthetic(data["synthetic"], rng)
+        log(f"data: synthetic blobs, {data['synthetic']['classes']} classes")
     else:
+        dataset = DATASETS[data["dataset"]]
+        root = Path(data["dir"]).expanduser() if data["dir"] else default_root(dataset)
+        missing = [spec for spec in dataset.files.values() if not (root / spec.name).exists()]
+        if missing:
+            size = sum(spec.size for spec in missing) / 1e6
+            log(f"data: downloading {dataset.name} ({size:.0f} MB, {len(missing)} files) into {root}")
         # Split the uint8 images and scale each split once: splitting float32 images would
         # hold two copies of the training set at once (figures in benchmarks/README.md).
-        train, test = load_mnist(data["dir"], mirrors=data["mirrors"], progress=progress,
-                                 name=data["dataset"], normalize=False)
+        train, test = load_mnist(root, mirrors=data["mirrors"], progress=progress,
+                                 name=data["dataset"], normalize=False, flatten=False)
+        log(f"data: {dataset.name} from {root} (checksums verified; parsed arrays cached there)")
     val = None
     if data["validation"]:
         train, val = split_validation(*train, data["validation"], seed=rng)
@@ -73,7 +83,7 @@ def build_model(config, input_shape, rng):
         layer = cls(**args)
         shape = layer.output_shape(shape)
         layers.append(layer)
-    return F.Sequential(layers)
+    return F.Sequential(layers, input_shape=input_shape)
 
 
 def build_optimizer(config, params):

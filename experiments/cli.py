@@ -1,13 +1,15 @@
 """The command line behind train.py: main(argv) -> exit code, callable in-process by tests."""
 import argparse
+import errno
+import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
-from .config import ConfigError, catalogue, dump, resolve, user_config
-from .folder import Log, claim_folder, new_run_folder, save_config
+from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
+from .folder import Log, claim_folder, lock, new_run_folder, save_config
 from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
 
@@ -23,6 +25,7 @@ examples:
   python train.py --set data.subset=2000 --set schedule.name=none
   python train.py configs/compare_optimizers.yaml    a sweep: one sub-folder per run + comparison.csv
   python train.py --resume runs/20250101-120000-mnist_mlp
+  python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
   python train.py --explain-bias                     why db = dY.sum(axis=0), worked out
 
 --set values are YAML: 0.01, 1e-3, true, null, [sgd, adam], {out: 64}. Every value is
@@ -56,15 +59,24 @@ def parser():
     p.add_argument("--out", metavar="DIR", help="run folder (default: a new runs/<date>-<time>-<name>)")
     p.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (or are downloaded to)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run (or sweep) in DIR")
+    p.add_argument("--eval", metavar="RUN_DIR",
+                   help="evaluate a run's best (else last) checkpoint on the test set, then exit")
     p.add_argument("--quiet", action="store_true", help="print only the result and errors (log.txt has all)")
+    p.add_argument("--verbose", action="store_true", help="also print the resolved config (log.txt has it)")
     p.add_argument("--explain-bias", action="store_true",
                    help="print a worked N=3 example of the bias forward broadcast and backward sum, then exit")
     return p
 
 
-def fail(message):
-    """A user-facing error: one wrapped paragraph on stderr."""
-    print("\n".join(textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False) for part in str(message).split("\n")), file=sys.stderr)
+def fail(message, log=None):
+    """A user-facing error: one wrapped paragraph on stderr (a line that is a command is never
+    wrapped), and into the run's log.txt when one is open."""
+    text = str(message)
+    print("\n".join(part if part.startswith("    ") else
+                    textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False)
+                    for part in text.split("\n")), file=sys.stderr)
+    if log is not None:
+        log(text, screen=False)
 
 
 def main(argv=None, default_config=DEFAULT_CONFIG):
@@ -77,77 +89,138 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         from .explain import explain_bias
         explain_bias()
         return 0
-    if args.resume and args.config:
-        fail("give either a CONFIG or --resume DIR (a run folder keeps its own config.yaml), not both.")
+    given = [flag for flag, value in (("CONFIG", args.config), ("--resume", args.resume),
+                                      ("--eval", args.eval)) if value]
+    if len(given) > 1:
+        fail(f"give one of CONFIG, --resume DIR or --eval DIR, not {' and '.join(given)}.")
         return 2
-    if args.resume and args.out:
-        fail("--resume DIR continues the run in DIR itself; --out cannot be combined with it.")
+    if (args.resume or args.eval) and args.out:
+        fail("--out names a new run's folder; --resume and --eval work in the folder they name.")
+        return 2
+    bad = next((a for a in (args.out, args.resume, args.eval, args.data_dir, *args.overrides)
+                if a and any(ord(c) < 32 for c in a)), None)
+    if bad is not None:
+        fail(f"{bad!r}: a control character in a path or setting; type it without one.")
         return 2
 
-    log = Log(quiet=args.quiet)
+    log = Log(quiet=args.quiet, verbose=args.verbose)
+    job = Job()
     try:
-        return run(args, default_config, log)
+        if args.eval:
+            from .evaluation import evaluate_run
+            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, log)
+        return run(args, default_config, log, job)
     except ConfigError as e:
-        fail(e)
+        fail(e, log)
+        job.discard_if_empty(log)
         return 2
     except Interrupted as e:
-        fail(f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
-             f"{e.folder / 'checkpoint.npz'}. Continue with: python train.py --resume {e.folder}")
+        if e.complete:
+            fail(f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
+                 f"{e.folder / 'checkpoint.npz'}); {e.unwritten} not written.", log)
+        else:
+            fail(f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
+                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n    python train.py --resume {e.folder}", log)
         return 130
     except KeyboardInterrupt:
-        fail("Interrupted before training started; nothing to resume.")
+        fail("Interrupted before training started; nothing to resume.", log)
+        job.discard_if_empty(log)
         return 130
     except Diverged as e:
-        fail(f"Training stopped: the loss or a gradient is not finite at {e}. The checkpoint of epoch "
-             f"{e.epoch} (the last good one) is kept in {e.folder / 'checkpoint.npz'}. Try a smaller "
-             f"optimizer.lr, a schedule warm-up, or a smaller affine init.")
+        fail(f"Training stopped: the loss or a gradient is not finite at {e}. "
+             + (f"The checkpoint of epoch {e.epoch} (the last one with finite weights) is kept in "
+                f"{e.folder / 'checkpoint.npz'}. " if e.epoch is not None else "")
+             + "Try a smaller optimizer.lr, a schedule warm-up, or a smaller affine init.", log)
         return 3
     except (DownloadError, IDXError) as e:
-        fail(f"Cannot get the data.\n{e}")
+        fail(f"Cannot get the data.\n{e}", log)
+        job.discard_if_empty(log)
         return 2
-    except OSError as e:  # a folder or file the user named that cannot be made or read
-        fail(f"{e.strerror or e}: {e.filename}" if e.filename else e)
+    except MemoryError:
+        fail("Out of memory: this config needs more memory than the machine could give. Use a "
+             "smaller data.batch_size, data.subset or model.", log)
+        job.discard_if_empty(log)
         return 2
+    except OSError as e:  # a folder or file that cannot be made, read or written
+        where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+        if e.errno == errno.ENOSPC and job.folder is not None:
+            where += (f"\nThe disk is full. The run's last complete checkpoint is intact; free some "
+                      f"space, then continue with:\n    python train.py --resume {job.folder}")
+        fail(where, log)
+        job.discard_if_empty(log)
+        return 2
+    finally:
+        job.close(log)
 
 
-def run(args, default_config, log):
+class Job:
+    """The run folder this command works in: its lock, and whether this command made it."""
+
+    def __init__(self):
+        self.folder = self.handle = None
+        self.created = False
+
+    def take(self, folder, handle, created):
+        self.folder, self.handle, self.created = folder, handle, created
+
+    def discard_if_empty(self, log):
+        """A run this command started that failed before its first checkpoint leaves no folder."""
+        if self.created and self.folder is not None and not (self.folder / "checkpoint.npz").exists():
+            log.close_all()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            print(f"(removed {self.folder}: the run never started)", file=sys.stderr)
+            self.created = False
+
+    def close(self, log):
+        log.close_all()
+        if self.handle is not None:
+            self.handle.close()
+
+
+def run(args, default_config, log, job):
     """Loads and checks the config, prepares the folder, trains (or sweeps); returns 0."""
     if args.resume:
-        folder = Path(args.resume)
+        folder = Path(args.resume).expanduser()
         if not (folder / "config.yaml").exists():
             raise ConfigError(f"--resume {args.resume}: no config.yaml there; is it a run folder "
                               f"(made by train.py)?")
+        job.take(folder, lock(folder), created=False)
         source = str(folder / "config.yaml")
     else:
-        source = str(args.config or default_config)
+        source = str(Path(args.config).expanduser() if args.config else default_config)
     user, origins = user_config(source, args.overrides)
-    config = resolve(user, source, origins)
     if args.data_dir:
-        config["data"]["dir"] = user.setdefault("data", {})["dir"] = args.data_dir
+        user.setdefault("data", {})["dir"] = args.data_dir
+    config = expand_paths(resolve(user, source, origins))
     sweep = config["sweep"] is not None
     if sweep:
         combinations(config, user, source)  # every combination checked before any folder or run
+    note = "".join(f" --set {o}" for o in args.overrides)
     if not args.resume:
         name = config["name"] or Path(source).stem
-        folder = claim_folder(args.out) if args.out else new_run_folder(config["logging"]["runs_dir"], name)
-        note = "".join(f" --set {o}" for o in args.overrides)
-        if sweep:  # as given: each run's folder holds its own resolved config
-            save_config(user, folder, f"sweep config {source}{note}, as given")
+        if args.out:
+            folder = Path(args.out).expanduser()
+            job.take(folder, None, created=not folder.exists())
+            job.handle = claim_folder(folder)
         else:
-            save_config(config, folder, f"resolved config of {source}{note}")
+            folder = new_run_folder(config["logging"]["runs_dir"], name)
+            job.take(folder, lock(folder), created=True)
     log.open(folder / "log.txt")
-    try:
-        log(blas_line())
-        log(f"{'resuming' if args.resume else 'run'}: {folder}   config: {source}"
-            + "".join(f" --set {o}" for o in args.overrides))
-        log(f"--- resolved config\n{dump(config).rstrip()}\n---")
-        if sweep:
-            result = run_sweep(config, user, folder, log, source, resume=args.resume is not None)
-        else:
-            result = train(config, folder, log, resume=args.resume is not None)
-        return report(result, folder, log)
-    finally:
-        log.close()
+    log.detail(blas_line())
+    log(f"{'resuming' if args.resume else 'run'}: {folder}   config: {source}{note}")
+    if args.resume:
+        from .resume import record_overrides
+        record_overrides(folder, config, user if sweep else None, args.overrides)
+    elif sweep:  # as given: each run's folder holds its own resolved config
+        save_config(user, folder, f"sweep config {source}{note}, as given")
+    else:
+        save_config(config, folder, f"resolved config of {source}{note}")
+    log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
+    if sweep:
+        result = run_sweep(config, user, folder, log, source, resume=args.resume is not None)
+    else:
+        result = train(config, folder, log, resume=args.resume is not None)
+    return report(result, folder, log)
 
 
 def report(result, folder, log):

@@ -7,6 +7,7 @@ any work starts: mistakes raise ConfigError with a one-paragraph message naming 
 or --set), the key path and what is allowed.
 """
 import copy
+import os
 
 import framework as F
 from datasets import DATASETS
@@ -360,6 +361,15 @@ def user_config(path=None, overrides=()):
         set_path(user, key, value, f"--set {item}")
         origins.append((key, f"--set {item}"))
     return user, origins
+
+
+def expand_paths(config):
+    """The config with `~` in its folders expanded, once, so every file of a run lands where the
+    user meant (pandas would expand `~` in one file's path and the rest would not)."""
+    config["logging"]["runs_dir"] = os.path.expanduser(config["logging"]["runs_dir"])
+    if config["data"]["dir"] is not None:
+        config["data"]["dir"] = os.path.expanduser(config["data"]["dir"])
+    return config
 
 
 def load(path=None, overrides=()):

@@ -4,26 +4,47 @@ A run folder holds config.yaml (resolved), log.txt, metrics.csv, bias_grads.csv,
 checkpoint.npz (after every epoch), summary.json and, with matplotlib, curves.png and
 bias_grads.png.
 """
+import os
+import sys
 import time
 from pathlib import Path
 
-from framework.files import atomic_write
+from tqdm import tqdm
+
+from framework.files import atomic_write, remove_stale_temporaries
 
 from .yamlfile import ConfigError, dump
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
+    fcntl = None
+
+RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "best.npz",
+             "summary.json", "curves.png", "bias_grads.png", "comparison.csv", "comparison.png", ".lock")
+
 
 class Log:
-    """Prints run messages (unless quiet) and appends them to every open log file."""
+    """Prints run messages (unless quiet) and appends them to every open log file.
 
-    def __init__(self, quiet=False):
-        self.quiet, self.files = quiet, []
+    While a progress bar is on the screen, messages go through tqdm.write so they never land
+    on the bar's line.
+    """
 
-    def __call__(self, message="", always=False):
-        if always or not self.quiet:
-            print(message, flush=True)
+    def __init__(self, quiet=False, verbose=False):
+        self.quiet, self.verbose, self.files = quiet, verbose, []
+
+    def __call__(self, message="", always=False, screen=True):
+        if screen and (always or not self.quiet):
+            tqdm.write(message, file=sys.stdout)
+            sys.stdout.flush()
         for f in self.files:
             f.write(message + "\n")
             f.flush()
+
+    def detail(self, message):
+        """A message for log.txt, shown on the screen only with --verbose."""
+        self(message, screen=self.verbose)
 
     def open(self, path):
         """Also write to `path` until close(path)."""
@@ -33,26 +54,61 @@ class Log:
         """Stops writing to the most recently opened file."""
         self.files.pop().close()
 
+    def close_all(self):
+        while self.files:
+            self.close()
+
+
+def lock(folder):
+    """Takes the folder's one-writer lock (an OS lock on folder/.lock, released by the kernel when
+    the process ends, however it ends); returns the open lock file, which must stay open.
+    A folder another live process holds is refused, naming that process."""
+    handle = open(folder / ".lock", "a+", encoding="ascii")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this run "
+                              "folder; wait until it ends (or stop it), then use --resume.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    remove_stale_temporaries(folder)  # ours now: anything half-written is a killed process's
+    return handle
+
 
 def new_run_folder(runs_dir, name):
     """A fresh folder runs_dir/<date>-<time>-<name> (suffixed -2, -3 ... when taken)."""
     base = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     folder, n = base, 1
-    while folder.exists():
-        n += 1
-        folder = base.with_name(f"{base.name}-{n}")
-    folder.mkdir(parents=True)
-    return folder
+    while True:
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            n += 1
+            folder = base.with_name(f"{base.name}-{n}")
 
 
 def claim_folder(out):
-    """--out DIR: created if needed; refused when it already holds a run."""
+    """--out DIR, created if needed and locked; refused when it holds a run or other files."""
     folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = lock(folder)
     if (folder / "config.yaml").exists():
+        handle.close()
         raise ConfigError(f"--out {out}: this folder already holds a run. Continue it with "
                           f"`python train.py --resume {out}`, or pick another --out.")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES)
+    if others:
+        handle.close()
+        raise ConfigError(f"--out {out}: this folder holds other files ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new folder.")
+    return handle
 
 
 def save_config(config, folder, note):

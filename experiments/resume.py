@@ -1,35 +1,94 @@
-"""Continuing a run: its checkpoint back into model, optimizer and generator; logs trimmed to match."""
+"""Continuing a run: its checkpoint back into model, optimizer and generator, every part checked;
+logs trimmed back to match; a changed config refused."""
 import csv
+import io
+import json
 
 import framework as F
+from framework.files import atomic_write
 
+from .folder import save_config
 from .yamlfile import ConfigError
 
+# What may differ between the run's checkpoint and the config it resumes with: where data and
+# output live, and what is logged. Anything else (model, optimizer, data split, the plan of
+# epochs and schedule, the seed) would make the resumed run a different run.
+MAY_CHANGE = ("logging", "data.dir", "data.mirrors")
 
-def restore(folder, model, optimizer, rng):
-    """Loads folder/checkpoint.npz into model, optimizer and rng; returns (epoch, history)."""
+
+def differences(saved, current, path=()):
+    """["optimizer.name: adam -> sgd", ...] between two resolved configs, except MAY_CHANGE."""
+    key = ".".join(map(str, path))
+    if any(key == allowed or key.startswith(allowed + ".") for allowed in MAY_CHANGE):
+        return []
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [line for k in {**saved, **current}
+                for line in differences(saved.get(k), current.get(k), path + (k,))]
+    return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
+
+
+def restore(folder, model, optimizer, rng, config):
+    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
+    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
     path = folder / "checkpoint.npz"
+    where = f"--resume {folder}"
     try:
         state = F.load(path)
+    except F.CheckpointError as e:
+        raise ConfigError(f"{where}: {e}.") from None
+    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config") if k not in state]
+    if missing:
+        raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of a "
+                          "train.py run (or of an older version); start a new run.")
+    changed = differences(state["config"], json.loads(json.dumps(config)))  # tuples as JSON has them
+    if changed:
+        raise ConfigError(f"{where}: config.yaml (or --set) differs from the config this run was trained "
+                          f"with: {'; '.join(changed)}. Resuming would not continue that run: undo the "
+                          "change, or start a new run.")
+    epoch, history = state["epoch"], state["history"]
+    epochs = config["training"]["epochs"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= epochs:
+        raise ConfigError(f"{where}: the checkpoint's epoch {epoch!r} is not in [0, {epochs}].")
+    if (not isinstance(history, list) or len(history) != epoch
+            or [r.get("epoch") if isinstance(r, dict) else None for r in history] != list(range(1, epoch + 1))):
+        raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
+    kind = type(rng.bit_generator).__name__
+    if not isinstance(state["rng"], dict) or state["rng"].get("bit_generator") != kind:
+        raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} state.")
+    try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    except F.CheckpointError as e:
-        raise ConfigError(f"--resume {folder}: {e}.") from None
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"--resume {folder}: the checkpoint does not fit the configured model or "
-                          f"optimizer ({e}); resume with the run's own config.yaml unchanged.") from None
-    rng.bit_generator.state = state["rng"]
-    return int(state["epoch"]), state["history"]
+        rng.bit_generator.state = state["rng"]
+    except (KeyError, ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: the checkpoint does not fit the configured model or optimizer "
+                          f"({e}).") from None
+    return epoch, history
+
+
+def record_overrides(folder, config, sweep_user, overrides):
+    """--resume with --set: what may change (see MAY_CHANGE) is written into config.yaml, so the
+    folder says what the rest of the run used; restore() refuses anything else."""
+    if overrides:
+        note = "resolved config, resumed with" + "".join(f" --set {o}" for o in overrides)
+        save_config(sweep_user if sweep_user is not None else config, folder, note)
 
 
 def trim_bias_csv(folder, epochs_done, columns):
-    """Drops bias rows logged after the checkpoint (the interrupted epoch is trained again)."""
+    """Keeps bias_grads.csv's complete rows of epochs 1..epochs_done: rows logged after the
+    checkpoint are trained again, and a row torn by a kill mid-write is dropped."""
     path = folder / "bias_grads.csv"
     if not path.exists():
         return
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.DictReader(f) if int(row["epoch"]) <= epochs_done]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]  # the torn last line
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if None in row or None in row.values() or not str(row.get("epoch", "")).isdigit():
+            continue
+        if int(row["epoch"]) <= epochs_done:
+            rows.append(row)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 
 import framework as F
+from framework.bias_log import KEY
 from framework.callbacks import epoch_line
 
 from .build import build_model, build_optimizer, build_schedule, load_data, parameter_count
 from .plots import plot_run
+from .memory import check_fits, data_bytes, training_bytes
 from .resume import restore, trim_bias_csv
 from .summary import summarize, write_summary
 
@@ -22,11 +24,14 @@ BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape",
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the run; `epoch` is the last completed epoch, checkpointed in `folder`."""
+    """Ctrl-C stopped the run; `epoch` is the last completed epoch, checkpointed in `folder`.
 
-    def __init__(self, folder, epoch):
+    complete: training had finished and only `unwritten` (summary, plots) was left to write.
+    """
+
+    def __init__(self, folder, epoch, complete=False, unwritten=""):
         super().__init__(f"interrupted after epoch {epoch}")
-        self.folder, self.epoch = folder, epoch
+        self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
 
 
 class Diverged(Exception):
@@ -38,20 +43,24 @@ class Diverged(Exception):
 
 
 class BiasCSV:
-    """Receives the bias log's records: appends each to bias_grads.csv, and logs its line."""
+    """Receives the bias log's records of a step: appends them to bias_grads.csv and, unless
+    quiet, logs them: in full with a key at the first logged step, then one line a step."""
 
     def __init__(self, folder, log, print_lines):
-        self.path, self.log, self.print_lines = folder / "bias_grads.csv", log, print_lines
+        self.path, self.log, self.print_lines, self.shown = folder / "bias_grads.csv", log, print_lines, False
 
-    def __call__(self, record):
-        if self.print_lines:
-            self.log(F.format_bias(record))
+    def __call__(self, records):
+        if self.print_lines and self.shown:
+            self.log(F.format_bias_step(records))
+        elif self.print_lines:
+            self.log("\n".join([KEY] + [F.format_bias(r) for r in records]))
+            self.shown = True
         new = not self.path.exists()
         with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, BIAS_COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(f, BIAS_COLUMNS, extrasaction="ignore", lineterminator="\n")
             if new:
                 writer.writeheader()
-            writer.writerow(record)
+            writer.writerows(records)
 
 
 class MetricsCSV(F.Callback):
@@ -74,13 +83,19 @@ class MetricsCSV(F.Callback):
 
 
 class EpochLog(F.Callback):
-    """Logs one line per epoch."""
+    """Logs one line per epoch (after the first, a note on why train and val differ)."""
+
+    NOTE = ("      (train: running averages over the epoch, dropout on; val and test: the model at the "
+            "epoch's end)")
 
     def __init__(self, log):
-        self.log = log
+        self.log, self.noted = log, False
 
     def on_epoch_end(self, state):
         self.log(epoch_line(state.record, state.epochs))
+        if not self.noted:
+            self.log(self.NOTE)
+            self.noted = True
 
 
 def blas_line():
@@ -99,23 +114,31 @@ def train(config, folder, log, resume=False):
     """Runs (or, with resume, continues) the experiment of `config` in `folder`; returns the summary."""
     started = time.perf_counter()
     training, batch_size = config["training"], config["data"]["batch_size"]
+    check_fits(data_bytes(config["data"]), "the dataset")
     rng = np.random.default_rng(training["seed"])
-    data = load_data(config, rng, progress=config["logging"]["progress"])
-    log(f"data: {config['data']['dataset']}  train {data.train[0].shape}  "
-        f"val {None if data.val is None else data.val[0].shape}  test {data.test[0].shape}")
-    model = build_model(config, data.train[0].shape[1:], rng)
+    data = load_data(config, rng, progress=config["logging"]["progress"], log=log)
+    log(f"      train {len(data.train[0]):,}  val {0 if data.val is None else len(data.val[0]):,}  "
+        f"test {len(data.test[0]):,} examples of shape {data.train[0].shape[1:]}")
+    input_shape = data.train[0].shape[1:]
+    model = build_model(config, input_shape, rng)
     optimizer = build_optimizer(config, model.parameters())
-    log(model.summary(data.train[0].shape[1:]))
+    check_fits(data_bytes(config["data"]) + training_bytes(model, input_shape, batch_size,
+                                                           len(optimizer.slots) + 1), "training")
+    log(model.summary(compact=True))
 
-    start, history = 0, []
+    start, history, earlier_seconds = 0, [], 0.0
     if resume:
-        start, history = restore(folder, model, optimizer, rng)
+        start, history = restore(folder, model, optimizer, rng, config)
+        earlier_seconds = float(F.load(folder / "checkpoint.npz").get("wall_seconds", 0.0))
         trim_bias_csv(folder, start, BIAS_COLUMNS)
         log(f"resuming {folder} after epoch {start} of {training['epochs']}")
 
     every = training["eval_every"]
     splits = {"test": data.test} if every == 1 else {"val": data.val, "test": data.test}
-    checkpoint = F.Checkpoint(folder / "checkpoint.npz", rng=rng, history=history)
+    checkpoint = F.Checkpoint(folder / "checkpoint.npz", rng=rng, history=history,
+                              best=folder / "best.npz" if data.val is not None else None,
+                              extra=lambda: {"config": config,
+                                             "wall_seconds": earlier_seconds + time.perf_counter() - started})
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
     callbacks = [
@@ -135,25 +158,31 @@ def train(config, folder, log, resume=False):
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, epochs=training["epochs"],
-                        batch_size=batch_size, rng=rng if config["data"]["shuffle"] else None,
-                        val=data.val if every == 1 else None, callbacks=callbacks, start_epoch=start)
+                  batch_size=batch_size, rng=rng if config["data"]["shuffle"] else None,
+                  val=data.val if every == 1 else None, callbacks=callbacks, start_epoch=start)
     except KeyboardInterrupt:
         checkpoint.ensure_saved()
         raise Interrupted(folder, checkpoint.saved_epoch) from None
     except F.NonFiniteError as e:
-        finish(config, folder, log, metrics.records, model, started, "diverged", str(e))
+        finish(config, folder, log, metrics.records, model, earlier_seconds, started, "diverged", str(e))
         raise Diverged(str(e), folder, checkpoint.saved_epoch) from None
     status = "finished"
     if early is not None and early.stopped_early:
         status = "stopped early"
         log(f"early stopping: validation accuracy has not improved for {training['patience']} evaluations")
-    return finish(config, folder, log, metrics.records, model, started, status)
+    try:
+        return finish(config, folder, log, metrics.records, model, earlier_seconds, started, status)
+    except KeyboardInterrupt:
+        raise Interrupted(folder, checkpoint.saved_epoch, complete=True,
+                          unwritten="summary.json or the plots may be") from None
 
 
-def finish(config, folder, log, history, model, started, status, error=None):
-    """Writes summary.json and the plots; returns the summary."""
+def finish(config, folder, log, history, model, earlier_seconds, started, status, error=None):
+    """Writes summary.json and the plots; returns the summary. wall_seconds adds the time of
+    the processes that ran this run before a resume."""
     summary = summarize(history, status)
-    summary.update(parameters=parameter_count(model), wall_seconds=round(time.perf_counter() - started, 3))
+    summary.update(parameters=parameter_count(model),
+                   wall_seconds=round(earlier_seconds + time.perf_counter() - started, 3))
     if error:
         summary["error"] = error
     write_summary(folder, summary)

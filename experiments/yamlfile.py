@@ -1,7 +1,16 @@
-"""Reading YAML configs: numbers as people write them, duplicate keys refused, errors with line and column."""
+"""Reading YAML configs: numbers as people write them, duplicate keys refused, errors with line and column.
+
+A config is a few KB of plain settings, so what no config needs is refused before it can cost
+time or memory: files over MAX_BYTES, aliases (`*name`, whose expansion can grow without bound),
+nesting deeper than MAX_DEPTH, and keys that are not plain values.
+"""
 import re
+from collections.abc import Hashable
 
 import yaml
+
+MAX_BYTES = 64 * 1024
+MAX_DEPTH = 20
 
 
 class ConfigError(Exception):
@@ -15,6 +24,9 @@ class Loader(yaml.SafeLoader):
         seen = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable) or isinstance(key, tuple):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain word or number, not a list or mapping", key_node.start_mark)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}' (first given on line {seen[key] + 1})", key_node.start_mark)
@@ -28,9 +40,28 @@ Loader.add_implicit_resolver(
     list("-+0123456789"))
 
 
+def check_shape(text, source):
+    """Refuses aliases and deep nesting by reading YAML's event stream, which takes no recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=Loader):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise ConfigError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: YAML aliases "
+                              "(*name) are not accepted in configs; write the value out.")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise ConfigError(f"{source}: line {mark.line + 1}: nested more than {MAX_DEPTH} levels "
+                                  "deep; a config needs a few.")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def parse_yaml(text, source):
     """The object in a YAML text; ConfigError with line and column when it is malformed."""
     try:
+        check_shape(text, source)
         return yaml.load(text, Loader=Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -44,12 +75,17 @@ def parse_yaml(text, source):
 def read_mapping(path, sections):
     """The mapping in the YAML file at `path` ({} for an empty file); `sections` names what a config holds."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)  # at most: /dev/zero never ends
+        if len(data) > MAX_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KB; a config is a few KB of text.")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
         raise ConfigError(f"{path}: cannot be read as a YAML config ({e.__class__.__name__}).") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e}).") from None
     user = parse_yaml(text, path)
     if user is None:
         return {}

@@ -1,5 +1,5 @@
 """A small, fast, readable deep-learning framework on NumPy."""
-from .bias_log import bias_report, format_bias
+from .bias_log import bias_report, format_bias, format_bias_step
 from .broadcast import sum_to
 from .callbacks import (
                         BiasLog,
@@ -12,7 +12,7 @@ from .callbacks import (
                         NonFiniteError,
                         ProgressBar,
 )
-from .checkpoint import CheckpointError, load, save
+from .checkpoint import CheckpointError, load, load_model, save
 from .checks import Invalid
 from .evaluate import evaluate
 from .fit import default_callbacks, fit
@@ -30,7 +30,7 @@ __all__ = [
     "Softmax", "Dropout",
     "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
     "RMSprop", "Adam", "AdamW", "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad",
-    "save", "load", "CheckpointError", "evaluate", "bias_report", "format_bias", "Callback",
+    "save", "load", "load_model", "CheckpointError", "evaluate", "bias_report", "format_bias", "format_bias_step", "Callback",
     "NonFiniteError", "LRSchedule", "Evaluate", "EarlyStopping", "CheckFinite", "ProgressBar",
     "BiasLog", "Checkpoint", "fit", "default_callbacks", "layers", "optimizers",
 ]

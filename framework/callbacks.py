@@ -14,7 +14,7 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from .bias_log import bias_report, format_bias
+from .bias_log import KEY, bias_report, format_bias, format_bias_step
 from .checkpoint import save
 from .evaluate import evaluate
 
@@ -149,16 +149,26 @@ class ProgressBar(Callback):
 
 class BiasLog(Callback):
     """The bias-gradient report (framework.bias_log) on the first batch of every epoch
-    (every_epoch) and every `every` steps; each record goes to `log` (default: print its line)."""
+    (every_epoch) and every `every` steps; the step's records (one per bias layer) go to `log`
+    (default: print them, in full the first time, then one line a step)."""
 
     def __init__(self, every_epoch=True, every=0, log=None):
         self.every_epoch, self.every = every_epoch, every
-        self.log = log if log is not None else (lambda record: tqdm.write(format_bias(record)))
+        self.log = log if log is not None else self.print
+        self.printed = False
 
     def after_backward(self, state):
         if (self.every_epoch and state.seen == 0) or (self.every and state.step % self.every == 0):
-            for record in bias_report(state.model, state.loss_fn, state.x, state.t, state.step, state.epoch):
-                self.log(record)
+            records = bias_report(state.model, state.loss_fn, state.x, state.t, state.step, state.epoch)
+            if records:
+                self.log(records)
+
+    def print(self, records):
+        if self.printed:
+            tqdm.write(format_bias_step(records))
+        else:
+            tqdm.write("\n".join([KEY] + [format_bias(r) for r in records]))
+            self.printed = True
 
 
 class Checkpoint(Callback):
@@ -167,35 +177,44 @@ class Checkpoint(Callback):
 
     rng: the run's generator, so a resumed run draws what the uninterrupted one would.
     history: the records of epochs run before this fit (when resuming).
+    best: a second path, rewritten whenever val_acc beats every earlier epoch's.
+    extra: a function returning more to store ({name: value}), called at each save.
     """
 
-    def __init__(self, path, rng=None, history=()):
-        self.path, self.rng, self.previous = path, rng, list(history)
+    def __init__(self, path, rng=None, history=(), best=None, extra=None):
+        self.path, self.rng, self.previous, self.best, self.extra = path, rng, list(history), best, extra
+        self.best_acc = max((r["val_acc"] for r in self.previous if "val_acc" in r), default=None)
         self.state = self.saved_epoch = None
 
     def on_fit_start(self, state):
         self.state = state
-        self.save()
+        self.save(self.path)
 
     def on_epoch_end(self, state):
-        self.save()
+        self.save(self.path)
+        acc = state.record.get("val_acc")
+        if self.best is not None and acc is not None and (self.best_acc is None or acc > self.best_acc):
+            self.best_acc = acc
+            self.save(self.best, keep=False)
 
     def epochs_done(self):
         return self.state.history[-1]["epoch"] if self.state.history else self.state.epoch
 
-    def save(self):
+    def save(self, path, keep=True):
         """Writes the checkpoint of the last completed epoch, unless a weight is NaN or infinite."""
         if not all(np.isfinite(p.data).all() for p in self.state.model.parameters()):
             return
         extra = {"rng": self.rng.bit_generator.state} if self.rng is not None else {}
-        save(self.path, self.state.model, self.state.optimizer, epoch=self.epochs_done(),
+        extra.update(self.extra() if self.extra is not None else {})
+        save(path, self.state.model, self.state.optimizer, epoch=self.epochs_done(),
              history=self.previous + self.state.history, **extra)
-        self.saved_epoch = self.epochs_done()
+        if keep:
+            self.saved_epoch = self.epochs_done()
 
     def ensure_saved(self):
         """After Ctrl-C: the last completed epoch must be on disk (the signal may have hit its save)."""
         if self.state is not None and self.saved_epoch != self.epochs_done():
-            self.save()
+            self.save(self.path)
 
 
 def epoch_line(r, epochs):

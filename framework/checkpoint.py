@@ -15,9 +15,11 @@ def save(path, model, optimizer=None, **extra):
     """Writes model.state_dict() (and optimizer.state_dict(), and extras) to `path`.
 
     Extras may be arrays, numbers, strings, or anything JSON can hold (dicts, lists, a
-    numpy Generator's bit_generator.state). The file appears only when complete: it is
-    written beside its destination and renamed over it.
+    numpy Generator's bit_generator.state). The model's architecture goes in too, so that
+    load_model(path) can rebuild it. The file appears only when complete: it is written
+    beside its destination and renamed over it.
     """
+    extra = {"architecture": model.architecture(), "input_shape": model.input_shape, **extra}
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
@@ -25,7 +27,7 @@ def save(path, model, optimizer=None, **extra):
         if isinstance(v, (np.ndarray, np.generic, int, float, str, bool)):
             arrays[f"extra/{k}"] = np.asarray(v)
         else:
-            arrays[f"json/{k}"] = np.asarray(json.dumps(v))
+            arrays[f"json/{k}"] = np.asarray(json.dumps(v))  # None, dicts, lists
     with atomic_write(path) as f:
         np.savez(f, **arrays)
 
@@ -50,3 +52,27 @@ def load(path):
         raise CheckpointError(f"{path}: not a complete checkpoint ({type(e).__name__}: {e}); "
                               "the file may be truncated or damaged") from None
     return out
+
+
+def load_model(path):
+    """The model saved in a checkpoint, rebuilt from its architecture with the saved weights and
+    buffers, ready for predict (eval mode is predict's and evaluate's own)."""
+    from .registry import layers  # registry imports every layer module; checkpoint is imported early
+    from .sequential import Sequential
+
+    state = load(path)
+    if not isinstance(state.get("architecture"), list):
+        raise CheckpointError(f"{path}: holds no model architecture (saved by an older version?)")
+    kinds, built = layers(), []
+    for spec in state["architecture"]:
+        if spec.get("kind") not in kinds:
+            raise CheckpointError(f"{path}: unknown layer kind {spec.get('kind')!r}")
+        cls, args = kinds[spec["kind"]], dict(spec["arguments"])
+        if spec["dtype"] is not None:
+            args["dtype"] = np.dtype(spec["dtype"])
+        layer = cls(**args)
+        layer.name = spec["name"]
+        built.append(layer)
+    model = Sequential(built, input_shape=state.get("input_shape"))
+    model.load_state_dict(state["model"])
+    return model

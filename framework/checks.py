@@ -192,7 +192,9 @@ def settings(cls):
 
 def checked(init):
     """Decorator for a constructor: each argument annotated with a Check is checked (and normalised)
-    before the body runs; a bad one raises Invalid (a ValueError) naming the class and argument."""
+    before the body runs; a bad one raises Invalid (a ValueError) naming the class and argument.
+    The checked values are kept as `self.arguments` ({name: value}): with them the object can
+    be made again (a checkpoint rebuilds its model so)."""
     signature = inspect.signature(init)
     checks = {name: p.annotation for name, p in signature.parameters.items() if isinstance(p.annotation, Check)}
 
@@ -205,5 +207,6 @@ def checked(init):
                 bound.arguments[name] = check(bound.arguments[name])
             except Invalid as e:
                 raise Invalid(f"{type(self).__name__}: {name}: {e.problem}", (name,)) from None
+        self.arguments = {name: bound.arguments[name] for name in checks}
         init(*bound.args, **bound.kwargs)
     return checked_init

@@ -29,6 +29,7 @@ class Layer:
     bias = None
     from_input = {}
     short_names = {}
+    arguments = {}  # the checked constructor arguments (set by @checked): how to make it again
 
     def parameters(self):
         return []

@@ -76,6 +76,17 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state):
+        """Restores settings, step count and per-parameter state; refuses a state of another
+        optimizer or of other parameters (checked before anything changes)."""
+        expected = set(self.hyper) | {"t"} | {f"{slot}.{i}" for slot in self.slots for i in range(len(self.params))}
+        if set(state) != expected:
+            raise ValueError(f"optimizer state does not fit {type(self).__name__}: missing "
+                             f"{sorted(expected - set(state))}, unexpected {sorted(set(state) - expected)}")
+        for slot, arrays in self.state.items():
+            for i, a in enumerate(arrays):
+                if np.shape(state[f"{slot}.{i}"]) != a.shape:
+                    raise ValueError(f"optimizer {slot}.{i}: shape {np.shape(state[f'{slot}.{i}'])} in the "
+                                     f"state, {a.shape} for parameter {self.params[i].name}")
         for name in self.hyper + ("t",):
             setattr(self, name, type(getattr(self, name))(state[name]))
         for slot, arrays in self.state.items():

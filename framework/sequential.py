@@ -1,18 +1,23 @@
 """A model as a list of layers applied in order. It knows nothing about training."""
 import numpy as np
 
+from .layers import Softmax
+
 
 class Sequential:
     """y = layer_L(... layer_2(layer_1(x))); backward runs the layers in reverse.
 
     Layers without a name get one from their kind and position among their kind
     (affine1, relu1, affine2, ...); parameters are named "<layer>.<param>" (affine1.W).
+    input_shape: the shape of one example (e.g. (784,) or (1, 28, 28)), when known: predict
+    then accepts a single example, and summary and checkpoints state it.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers, input_shape=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         self.layers = list(layers)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
         counts = {}
         for layer in self.layers:
             kind = type(layer).__name__.lower()
@@ -36,6 +41,26 @@ class Sequential:
         for layer in reversed(self.layers[1:]):
             dy = layer.backward(dy)
         return self.layers[0].backward(dy, need_dx=need_dx)
+
+    def predict_proba(self, x, batch_size=1000):
+        """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a batch,
+        (C,) for one example (of shape input_shape, or 1-D when input_shape is unknown)."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise ValueError(f"predict expects floating-point inputs scaled as in training (MNIST: "
+                             f"pixels / 255), got {x.dtype}")
+        one = x.shape == self.input_shape if self.input_shape is not None else x.ndim == 1
+        batch = x[None] if one else x
+        softmax = Softmax()
+        p = np.concatenate([softmax.forward(self.forward(batch[i:i + batch_size], train=False))
+                            for i in range(0, len(batch), batch_size)])
+        return p[0] if one else p
+
+    def predict(self, x, batch_size=1000):
+        """Class indices in eval mode (dropout off, running statistics): an array for a batch,
+        an int for one example."""
+        p = self.predict_proba(x, batch_size)
+        return int(p.argmax()) if p.ndim == 1 else p.argmax(axis=1)
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -65,22 +90,34 @@ class Sequential:
         for name, target in own.items():  # all checked first: a misfit changes nothing
             target[...] = state[name]
 
-    def summary(self, input_shape=None):
-        """A table of layers, output shapes (per example) and parameter counts, as a string."""
+    def architecture(self):
+        """What rebuilds this model: [{"kind", "name", "arguments", "dtype"}] per layer (JSON-ready)."""
+        return [{"kind": type(layer).__name__.lower(), "name": layer.name,
+                 "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in layer.arguments.items()},
+                 "dtype": str(layer.parameters()[0].data.dtype) if layer.parameters() else None}
+                for layer in self.layers]
+
+    def summary(self, input_shape=None, compact=False):
+        """A table of layers, output shapes (per example) and parameter counts, as a string
+        (compact: without the rules above and below the rows)."""
+        input_shape = input_shape or self.input_shape
         if input_shape is None:
-            first = next((l for l in self.layers if hasattr(l, "in_features")), None)
+            first = next((layer for layer in self.layers if hasattr(layer, "in_features")), None)
             input_shape = (first.in_features,) if first is not None else ("?",)
         rows, shape, total = [], tuple(input_shape), 0
         for layer in self.layers:
             shape = layer.output_shape(shape)
             count = sum(p.data.size for p in layer.parameters())
             total += count
-            rows.append((layer.name, type(layer).__name__, str(("N",) + tuple(shape)), f"{count:,}"))
+            rows.append((layer.name, type(layer).__name__, f"(N, {', '.join(map(str, shape))})", f"{count:,}"))
         header = ("layer", "type", "output shape", "parameters")
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-        line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        rule = "-" * len(line(header))
-        return "\n".join([line(header), rule, *map(line, rows), rule, f"total parameters: {total:,}"])
+
+        def line(r):
+            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+        rule = [] if compact else ["-" * len(line(header))]
+        return "\n".join([line(header), *rule, *map(line, rows), *rule, f"total parameters: {total:,}"])
 
     def __repr__(self):
-        return "Sequential(" + ", ".join(l.name for l in self.layers) + ")"
+        return "Sequential(" + ", ".join(layer.name for layer in self.layers) + ")"

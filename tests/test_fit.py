@@ -50,7 +50,7 @@ def test_same_seed_same_metrics_bit_for_bit():
 
 def test_bias_log_reports_the_first_batch_of_each_epoch():
     bias = []
-    history, _ = run(epochs=2, callbacks=[BiasLog(log=bias.append)])
+    history, _ = run(epochs=2, callbacks=[BiasLog(log=bias.extend)])
     assert list(history.epoch) == [1, 2]
     assert [(r["step"], r["layer"]) for r in bias] == [(1, "affine1.b"), (1, "affine2.b"), (17, "affine1.b"), (17, "affine2.b")]
     for r in bias:

@@ -101,9 +101,9 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, caps
 
     logged_bias = BiasCSV.__call__
 
-    def ctrl_c_in_epoch_3(self, record):  # as if Ctrl-C hit just after epoch 3's first bias line
-        logged_bias(self, record)
-        if record["epoch"] == 3:
+    def ctrl_c_in_epoch_3(self, records):  # as if Ctrl-C hit just after epoch 3's first bias lines
+        logged_bias(self, records)
+        if records[0]["epoch"] == 3:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(BiasCSV, "__call__", ctrl_c_in_epoch_3)
@@ -122,11 +122,11 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, caps
 def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
     saved = F.Checkpoint.save
 
-    def ctrl_c_while_saving_epoch_2(self):
+    def ctrl_c_while_saving_epoch_2(self, path, keep=True):
         if self.epochs_done() == 2 and self.saved_epoch == 1:
             self.saved_epoch = None  # as if the signal arrived before the rename
             raise KeyboardInterrupt
-        saved(self)
+        saved(self, path, keep)
 
     monkeypatch.setattr(F.Checkpoint, "save", ctrl_c_while_saving_epoch_2)
     assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet"]) == 130

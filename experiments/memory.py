@@ -1,0 +1,56 @@
+"""How much memory a config needs, estimated before anything large is allocated."""
+import math
+import os
+
+from datasets import DATASETS
+
+from .yamlfile import ConfigError
+
+GB = 1024 ** 3
+
+
+def available_bytes():
+    """Memory the system can give now (MemAvailable), else its total; None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def data_bytes(data):
+    """The dataset as train.py holds it: uint8 as loaded plus float32 once scaled."""
+    if data["dataset"] == "synthetic":
+        spec = data["synthetic"]
+        return (spec["train"] + spec["test"]) * spec["features"] * 4 * 2
+    dataset = DATASETS[data["dataset"]]
+    return (dataset.n_train + dataset.n_test) * math.prod(dataset.image_shape) * (1 + 4)
+
+
+def training_bytes(model, input_shape, batch_size, optimizer_slots):
+    """Parameters (data, grad, optimizer state, scratch) and a batch's activations, float32.
+
+    Each layer's output is counted four times: its values, what backward keeps, its gradient,
+    and a temporary; input_shape is one example's shape.
+    """
+    parameters = sum(p.data.size for p in model.parameters()) * (3 + optimizer_slots)
+    activations, shape = math.prod(input_shape), tuple(input_shape)
+    for layer in model.layers:
+        shape = layer.output_shape(shape)
+        activations += math.prod(shape)
+    return 4 * (parameters + 4 * batch_size * activations)
+
+
+def check_fits(needed, what):
+    """Refuses (ConfigError) an estimate beyond the memory available now."""
+    available = available_bytes()
+    if available is not None and needed > available:
+        raise ConfigError(f"{what} needs about {needed / GB:.1f} GB of memory, but this machine has "
+                          f"{available / GB:.1f} GB available; use a smaller data.batch_size, data.subset, "
+                          "synthetic size or model.")
