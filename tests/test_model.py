@@ -127,7 +127,7 @@ def test_duplicate_layer_names_are_refused():
 def test_summary_lists_shapes_and_parameter_counts():
     model = Sequential(Affine(784, 256, rng=np.random.default_rng(0)), ReLU(), Affine(256, 10, rng=np.random.default_rng(0)))
     text = model.summary()
-    assert "('N', 256)" in text and "200,960" in text and "2,570" in text
+    assert "(N, 256)" in text and "200,960" in text and "2,570" in text
     assert text.splitlines()[-1] == "total parameters: 203,530"
 
 
