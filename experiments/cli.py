@@ -227,12 +227,12 @@ def report(result, folder, log):
     """The closing line (printed even with --quiet); returns the exit code 0."""
     if isinstance(result, dict):
         r = result
-        best = (f" (best val {r['best_val_accuracy']:.4f} at epoch {r['best_val_epoch']})"
+        best = (f" (best val {r['best_val_accuracy']:.2%} at epoch {r['best_val_epoch']})"
                 if r["best_val_accuracy"] is not None else "")
-        test = f"test accuracy {r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "no test set"
+        test = f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None else "no test set"
         epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
-        log(f"{r['status']}: {test}{best} after {epochs}, {r['train_seconds']:.1f} s "
-            f"training; {r['parameters']:,} parameters; run folder {folder}", always=True)
+        log(f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)", always=True)
+        log(f"run folder: {folder}   (evaluate it: python train.py --eval {folder})", always=True)
     else:
         top = result.iloc[0]
         log(f"sweep done: {len(result)} runs, best {top['run']}; table in {folder / 'comparison.csv'}", always=True)

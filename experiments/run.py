@@ -85,8 +85,7 @@ class MetricsCSV(F.Callback):
 class EpochLog(F.Callback):
     """Logs one line per epoch (after the first, a note on why train and val differ)."""
 
-    NOTE = ("      (train: running averages over the epoch, dropout on; val and test: the model at the "
-            "epoch's end)")
+    NOTE = "      (train: running means over the epoch, dropout on; val and test: the model at its end)"
 
     def __init__(self, log):
         self.log, self.noted = log, False

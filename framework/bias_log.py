@@ -89,9 +89,10 @@ def output_identity(db, loss_fn):
             "top_class": k, "top_db": float(db[k])}
 
 
-KEY = """bias gradients: db = dY summed over the batch (and positions); why: python train.py --explain-bias
+KEY = """bias gradients: db = dY summed over the batch (and positions). Why: python train.py --explain-bias
   Σ: max|db - Σ_n dY_n|, the sum written out;  1ᵀ: max|db - 1ᵀ·dY|, the same sum as a matrix
-  product (float32 rounding in another order: ~1e-8);  numeric: relative error vs float64 differences"""
+  product (float32 rounding in another order: ~1e-8);  numeric: relative error against float64
+  central differences"""
 
 
 def summed(r):
@@ -109,7 +110,7 @@ def format_bias(r):
              f"    checks: Σ {r['sum_check']:.1e}  1ᵀ {r['ones_check']:.1e}  numeric {r['numeric_rel_err']:.1e}"]
     if "db_sum" in r:
         direction = "down" if r["top_db"] > 0 else "up"
-        lines.append(f"    output: db_k = mean_n p_nk - frac_k (diff {r['identity_check']:.1e}), "
+        lines.append(f"    output: db_k = mean p_nk - frac_k (diff {r['identity_check']:.1e}); "
                      f"Σ_k db_k = {r['db_sum']:.1e}; class {r['top_class']} pushed most ({direction})")
     return "\n".join(lines)
 

@@ -95,7 +95,7 @@ def test_checkpoint_saves_each_epoch_and_never_non_finite_weights(tmp_path):
 def test_progress_prints_one_line_per_epoch_off_a_terminal(capsys):
     train([F.ProgressBar()], epochs=2)
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"] and "val loss" in lines[0]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"] and "  val " in lines[0]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf is the point
