@@ -1,0 +1,81 @@
+"""`train.py --eval RUN_DIR`: a trained run's model on the test set: accuracy, per class, confusion
+matrix, and (with matplotlib) confusion.png and mistakes.png, the most confidently wrong digits."""
+import numpy as np
+import pandas as pd
+
+import framework as F
+
+from .build import load_data
+from .plots import pyplot
+from .yamlfile import ConfigError
+
+
+def evaluate_run(folder, data_dir, log):
+    """Evaluates folder's best.npz (else checkpoint.npz) on the run's test set; returns 0."""
+    path = folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+    try:
+        model, state = F.load_model(path), F.load(path)
+    except F.CheckpointError as e:
+        raise ConfigError(f"--eval {folder}: {e}.") from None
+    config = state.get("config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"--eval {folder}: {path.name} does not say which data it was trained on "
+                          "(no config inside); was it written by train.py?")
+    if data_dir:
+        config["data"]["dir"] = data_dir
+    data = load_data(config, np.random.default_rng(config["training"]["seed"]), log=log)
+    x, t = data.test
+    p = model.predict_proba(x)
+    predicted = p.argmax(axis=1)
+    which = "best validation accuracy" if path.name == "best.npz" else "last"
+    log(f"{path} (epoch {state['epoch']}, the {which} checkpoint) on {len(t):,} test examples")
+    log(f"accuracy {np.mean(predicted == t):.2%}")
+    classes = np.arange(p.shape[1])
+    per_class = pd.DataFrame({"class": classes, "examples": np.bincount(t, minlength=len(classes)),
+                              "accuracy": [np.mean(predicted[t == k] == k) if np.any(t == k) else np.nan
+                                           for k in classes]})
+    log("per class:\n" + per_class.to_string(index=False, float_format=lambda v: f"{v:.2%}"))
+    confusion = pd.crosstab(pd.Series(t, name="true"), pd.Series(predicted, name="predicted"))
+    confusion = confusion.reindex(index=classes, columns=classes, fill_value=0)
+    log("confusion matrix (rows: true class, columns: predicted):\n" + confusion.to_string())
+    plot_evaluation(folder, confusion, x, t, predicted, p, log)
+    return 0
+
+
+def plot_evaluation(folder, confusion, x, t, predicted, p, log):
+    """confusion.png, and mistakes.png for image data: the 16 wrong predictions made most confidently."""
+    plt = pyplot(log)
+    if plt is None:
+        return
+    figure, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(np.log1p(confusion.to_numpy()), cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion.to_numpy()):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_xticks(range(len(confusion)))
+    ax.set_yticks(range(len(confusion)))
+    ax.set_title(f"{folder.name}: test confusion (colour: log count)")
+    figure.colorbar(image)
+    figure.tight_layout()
+    figure.savefig(folder / "confusion.png", dpi=100)
+    plt.close(figure)
+    written = [folder / "confusion.png"]
+    wrong = np.flatnonzero(predicted != t)
+    images = x.reshape(len(x), -1)
+    side = int(round(images.shape[1] ** 0.5))
+    if len(wrong) and side * side == images.shape[1]:
+        worst = wrong[np.argsort(-p[wrong, predicted[wrong]])][:16]
+        figure, axes = plt.subplots(4, 4, figsize=(7, 7.6))
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, i in zip(axes.ravel(), worst):
+            ax.imshow(images[i].reshape(side, side), cmap="gray_r")
+            ax.set_title(f"true {t[i]}, said {predicted[i]}\n({p[i, predicted[i]]:.0%} sure)", fontsize=8)
+        figure.suptitle(f"{folder.name}: the most confidently wrong test examples")
+        figure.tight_layout()
+        figure.savefig(folder / "mistakes.png", dpi=100)
+        plt.close(figure)
+        written.append(folder / "mistakes.png")
+    log("plots: " + ", ".join(map(str, written)))
