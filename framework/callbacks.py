@@ -55,6 +55,20 @@ class LRSchedule(Callback):
         state.optimizer.lr = self.schedule(state.step - 1)  # state.step counts the step being taken
 
 
+class StopAfter(Callback):
+    """Ends the run after `steps` optimizer steps in all (the book trains for iterations, not epochs)."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_fit_start(self, state):
+        state.stop = state.step >= self.steps
+
+    def on_step_end(self, state):
+        if state.step >= self.steps:
+            state.stop = True
+
+
 class Evaluate(Callback):
     """Adds `<name>_loss` and `<name>_acc` to the epoch's record for each split {name: (x, t)},
     every `every` epochs and after the last one."""

@@ -20,7 +20,8 @@ class State:
     x, t, logits, loss: the current batch, its outputs and its loss.
     seen, total_loss, correct: running totals of the current epoch.
     record: the epoch's metrics (in on_epoch_end a callback may add its own).
-    history: the records of the epochs this fit has run. stop: set it to end after this epoch.
+    history: the records of the epochs this fit has run. stop: set it to end the run after
+    the current step (the epoch's record then covers the steps taken).
     """
 
     def __init__(self, model, loss_fn, optimizer, epochs, steps_per_epoch, start_epoch):
@@ -76,9 +77,11 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
             state.correct += int((state.logits.argmax(axis=1) == loss_fn.labels).sum())
             for callback in callbacks:
                 callback.on_step_end(state)
+            if state.stop:
+                break
 
         state.record = {"epoch": state.epoch, "step": state.step, "lr": optimizer.lr,
-                        "train_loss": state.total_loss / n, "train_acc": state.correct / n}
+                        "train_loss": state.total_loss / state.seen, "train_acc": state.correct / state.seen}
         if val is not None:
             state.record["val_loss"], state.record["val_acc"] = evaluate(model, loss_fn, *val)
         state.record["seconds"] = time.perf_counter() - started
