@@ -9,7 +9,6 @@ connection, Ctrl-C), the destination path never holds a partial file.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from datasets import verify
 from datasets.idx import GZIP_MAGIC
 from datasets.progress import Progress, ProgressArg
 from datasets.verify import FileSpec
+from framework.files import atomic_write
 
 CHUNK_SIZE = 1 << 16
 
@@ -85,30 +85,28 @@ def fetch(spec: FileSpec, folder: str | Path, mirrors: Sequence[str], *,
     raise DownloadError(spec, attempts, hint)
 
 
-def _fetch_from(mirror: str, spec: FileSpec, dest: Path, policy: RetryPolicy, progress: ProgressArg) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w+b") as out, Progress(progress, spec.size, spec.name) as report:
-            scheme = urlparse(mirror).scheme.lower()
-            if scheme in ("http", "https"):
-                _download(f"{mirror.rstrip('/')}/{spec.name}", out, spec, policy, report)
-            elif scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
-                _copy(_local_folder(mirror) / spec.name, out, spec, report)
-            else:
-                raise _MirrorFailed(f"unsupported URL scheme {scheme!r}")
-            out.flush()
-            os.fsync(out.fileno())  # the rename below must never expose unwritten data after a crash
-        size = tmp.stat().st_size
+def _fetch_from(mirror: str, spec: FileSpec, dest: Path, policy: RetryPolicy,
+                progress: ProgressArg) -> None:
+    # One temporary file for the whole mirror attempt: retries resume into it with Range.
+    # atomic_write removes it on any exception (a failed mirror, Ctrl-C) and renames it
+    # over dest only when the block ends normally, i.e. after size and sha256 matched.
+    with atomic_write(dest, "w+b") as out, Progress(progress, spec.size, spec.name) as report:
+        scheme = urlparse(mirror).scheme.lower()
+        if scheme in ("http", "https"):
+            _download(f"{mirror.rstrip('/')}/{spec.name}", out, spec, policy, report)
+        elif scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
+            _copy(_local_folder(mirror) / spec.name, out, spec, report)
+        else:
+            raise _MirrorFailed(f"unsupported URL scheme {scheme!r}")
+        size = out.seek(0, os.SEEK_END)
         if size != spec.size:
             raise _MirrorFailed(f"got {size} bytes, expected {spec.size}")
-        digest = verify.sha256_of(tmp)
+        out.seek(0)
+        digest = verify.sha256_of_file(out)
         if digest != spec.sha256:
-            raise _MirrorFailed(f"sha256 mismatch: got {digest[:12]}..., expected {spec.sha256[:12]}...")
-        os.replace(tmp, dest)
-        verify.remember(dest, digest)
-    finally:
-        tmp.unlink(missing_ok=True)  # also on Ctrl-C: KeyboardInterrupt passes through untouched
+            raise _MirrorFailed(
+                f"sha256 mismatch: got {digest[:12]}..., expected {spec.sha256[:12]}...")
+    verify.remember(dest, digest)
 
 
 def _local_folder(mirror: str) -> Path:

@@ -11,7 +11,6 @@ Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ from datasets.download import DownloadError, RetryPolicy, fetch
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
+from framework.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -150,18 +150,11 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-        tmp = None
     except OSError:
         pass  # a read-only folder still loads, just without the speed-up
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _images(u8: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:

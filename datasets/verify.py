@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from framework.files import atomic_write
 
 SIDECAR_NAME = ".npdl-verified.json"
 
@@ -27,12 +27,17 @@ class FileSpec:
     sha256: str
 
 
-def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
+def sha256_of(path: Path) -> str:
     """Return the sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
+        return sha256_of_file(f)
+
+
+def sha256_of_file(f, chunk_size: int = 1 << 20) -> str:
+    """Return the sha256 hex digest of an open binary file, from its position to its end."""
+    digest = hashlib.sha256()
+    while chunk := f.read(chunk_size):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -54,18 +59,11 @@ def remember(path: Path, sha256: str) -> None:
     """Record that ``path`` (as it is now on disk) has digest ``sha256``."""
     memo = _read_sidecar(path.parent)
     memo[path.name] = {**_stat_key(path), "sha256": sha256}
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=SIDECAR_NAME, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(path.parent / SIDECAR_NAME, "w", encoding="utf-8") as f:
             json.dump(memo, f, indent=1, sort_keys=True)
-        os.replace(tmp, path.parent / SIDECAR_NAME)
-        tmp = None
     except OSError:
         pass  # a read-only data folder still works; it just re-hashes each time
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def check(path: Path, spec: FileSpec) -> str | None:

@@ -1,18 +1,25 @@
-"""Shared fixtures for the datasets tests: the real MNIST files and a misbehaving local web server.
+"""Shared fixtures for the datasets tests: the real MNIST files, a small made-up dataset and a
+misbehaving local web server.
 
 No test touches the network: everything is served from 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import gzip
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from datasets import DATASETS, FileSpec, IDXDataset
+from datasets.verify import sha256_of
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</body></html>"
@@ -24,6 +31,52 @@ def mnist_files() -> Path:
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST files needed: ../shared/data/mnist not found (looked in {SHARED_MNIST})")
     return SHARED_MNIST
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> FileSpec:
+    """Write a uint8 array as a gzipped IDX file and return the FileSpec that matches it."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    return FileSpec(path.name, path.stat().st_size, sha256_of(path))
+
+
+@dataclass
+class TinyData:
+    """A small made-up MNIST-format dataset, registered as DATASETS["tiny"]."""
+
+    mirror: Path  # a local folder mirror holding its four .gz files
+    dataset: IDXDataset
+    arrays: dict  # the uint8 contents of each file, keyed like dataset.files
+
+
+@pytest.fixture
+def make_tiny(tmp_path, monkeypatch):
+    """Makes a TinyData: 40 train and 10 test 4x4 images, 3 classes; keyword arguments
+    replace any of the four arrays (e.g. labels out of range)."""
+
+    def make(**replace: np.ndarray) -> TinyData:
+        rng = np.random.default_rng(0)
+        arrays = {
+            "train_images": rng.integers(0, 256, (40, 4, 4), dtype=np.uint8),
+            "train_labels": rng.integers(0, 3, 40, dtype=np.uint8),
+            "test_images": rng.integers(0, 256, (10, 4, 4), dtype=np.uint8),
+            "test_labels": rng.integers(0, 3, 10, dtype=np.uint8),
+        } | replace
+        mirror = tmp_path / "mirror"
+        mirror.mkdir(exist_ok=True)
+        files = {key: write_idx_gz(mirror / f"{key}.gz", a) for key, a in arrays.items()}
+        dataset = IDXDataset("tiny", files, (str(mirror),), "TINY", n_train=40, n_test=10,
+                             image_shape=(4, 4), num_classes=3)
+        monkeypatch.setitem(DATASETS, "tiny", dataset)
+        return TinyData(mirror, dataset, arrays)
+
+    return make
+
+
+@pytest.fixture
+def tiny(make_tiny) -> TinyData:
+    """The default TinyData."""
+    return make_tiny()
 
 
 @dataclass

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-import struct
+import stat
 
 import numpy as np
 import pytest
 
-from datasets import DATASETS, DownloadError, IDXDataset, default_root, load_mnist, split_validation
+from datasets import DATASETS, DownloadError, default_root, load_mnist, split_validation
 from datasets.download import RetryPolicy
 from datasets.mnist import resolve_mirrors
-from datasets.verify import SIDECAR_NAME, FileSpec, sha256_of
+from datasets.verify import SIDECAR_NAME, sha256_of
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 TRAIN_PIXEL_SUM = 1567298545  # of the uint8 training images
@@ -142,28 +141,24 @@ def test_default_folder_is_per_user_cache(monkeypatch, tmp_path):
     assert resolve_mirrors(DATASETS["mnist"])[-1] == "http://yann.lecun.com/exdb/mnist/"
 
 
-def _tiny_idx(tmp_path, name, array):
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = gzip.compress(header + array.tobytes())
-    (tmp_path / name).write_bytes(data)
-    return FileSpec(name, len(data), sha256_of(tmp_path / name))
-
-
-def test_another_idx_dataset_is_just_a_table_entry(tmp_path, monkeypatch):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    rng = np.random.default_rng(0)
-    files = {
-        "train_images": _tiny_idx(mirror, "a.gz", rng.integers(0, 256, (3, 2, 2), dtype=np.uint8)),
-        "train_labels": _tiny_idx(mirror, "b.gz", np.array([2, 0, 1], dtype=np.uint8)),
-        "test_images": _tiny_idx(mirror, "c.gz", rng.integers(0, 256, (1, 2, 2), dtype=np.uint8)),
-        "test_labels": _tiny_idx(mirror, "d.gz", np.array([1], dtype=np.uint8)),
-    }
-    tiny = IDXDataset("tiny", files, (str(mirror),), "TINY", n_train=3, n_test=1, image_shape=(2, 2), num_classes=3)
-    monkeypatch.setitem(DATASETS, "tiny", tiny)
+def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):
     (x, t), (xt, tt) = load_mnist(tmp_path / "root", name="tiny", one_hot=True)
-    assert x.shape == (3, 4) and xt.shape == (1, 4)
-    assert t.tolist() == [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    assert x.shape == (40, 16) and xt.shape == (10, 16)
+    np.testing.assert_array_equal(x, tiny.arrays["train_images"].reshape(40, 16) / np.float32(255))
+    np.testing.assert_array_equal(tt.argmax(axis=1), tiny.arrays["test_labels"])
+    assert tt.shape == (10, 3) and tt.sum() == 10
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_created_files_get_the_users_umask(tmp_path, tiny, mask, mode):
+    old = os.umask(mask)
+    try:
+        load_mnist(tmp_path / "root", name="tiny")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "root").iterdir()}
+    assert len(modes) == 9  # four .gz, four .npy caches, the checksum sidecar
+    assert modes == dict.fromkeys(modes, mode)
 
 
 def test_split_validation_is_reproducible_and_partitions():
