@@ -11,17 +11,18 @@ Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from datasets import cache
 from datasets.download import DownloadError, RetryPolicy, fetch
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
-from framework.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -134,27 +135,22 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
 
     The cache name carries the source's digest, so it can only ever have been made
     from this exact, verified file (never from a same-named file of another dataset).
+    A cache whose bytes changed since it was written is rebuilt, with a warning.
     """
     npy = gz.with_name(f"{gz.name.removesuffix('.gz')}.{spec.sha256[:16]}.npy")
     try:
-        cached = np.load(npy, mmap_mode="r", allow_pickle=False)
-        if cached.shape == shape and cached.dtype == np.uint8:
-            return cached
-    except (OSError, ValueError, EOFError):
-        pass  # missing or damaged cache: rebuild it below
+        cached = cache.read(npy, shape)
+    except cache.Damaged as exc:
+        warnings.warn(f"{npy}: {exc}; rebuilding it from {gz.name}", stacklevel=2)
+        cached = None
+    if cached is not None:
+        return cached
     array = read_idx(gz)
     if array.shape != shape or array.dtype != np.uint8:
-        raise IDXError(f"{gz}: holds {array.dtype} data of shape {array.shape}, expected uint8 {shape}")
-    _save_npy(npy, array)
+        raise IDXError(f"{gz}: holds {array.dtype} data of shape {array.shape}, "
+                       f"expected uint8 {shape}")
+    cache.write(npy, array)
     return array
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    try:
-        with atomic_write(path) as f:
-            np.save(f, array, allow_pickle=False)
-    except OSError:
-        pass  # a read-only folder still loads, just without the speed-up
 
 
 def _images(u8: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:

@@ -10,13 +10,13 @@ import os
 
 import pytest
 
-from datasets import download, verify
+from datasets import download, memo, verify
 from datasets.download import DownloadError, RetryPolicy, fetch
 from datasets.mnist import DATASETS
 
 LABELS = DATASETS["mnist"].files["train_labels"]
 IMAGES = DATASETS["mnist"].files["test_images"]  # 1.6 MB: big enough to drop mid-stream
-SIDECAR = verify.SIDECAR_NAME
+SIDECAR = memo.SIDECAR_NAME
 
 
 @pytest.fixture
