@@ -115,7 +115,10 @@ def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatte
     def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
         spec = dataset.files[key]
         gz = fetch(spec, root, mirror_list, policy=policy, progress=progress, hint=hint)
-        return _parsed(gz, spec, shape)
+        array = _parsed(gz, spec, shape)
+        if key.endswith("_labels"):
+            _check_labels(array, dataset.num_classes, gz)
+        return array
 
     n_tr, n_te, hw = dataset.n_train, dataset.n_test, dataset.image_shape
     x_train = _images(get("train_images", (n_tr, *hw)), normalize, flatten, dtype)
@@ -151,6 +154,16 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
                        f"expected uint8 {shape}")
     cache.write(npy, array)
     return array
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, source: Path) -> None:
+    # A label past the last class would make one-hot rows fail and, worse, integer labels
+    # train a wrong model; uint8 labels are never negative.
+    outside = np.flatnonzero(labels >= num_classes)
+    if outside.size:
+        i = int(outside[0])
+        raise IDXError(f"{source}: label {labels[i]} at index {i} is outside [0, {num_classes})"
+                       f" ({outside.size} of {labels.size} labels are)")
 
 
 def _images(u8: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:

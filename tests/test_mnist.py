@@ -9,7 +9,9 @@ import stat
 import numpy as np
 import pytest
 
-from datasets import DATASETS, DownloadError, default_root, load_mnist, split_validation
+from datasets import (
+    DATASETS, DownloadError, IDXError, default_root, load_mnist, split_validation,
+)
 from datasets.download import RetryPolicy
 from datasets.memo import SIDECAR_NAME
 from datasets.mnist import resolve_mirrors
@@ -149,6 +151,15 @@ def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):
     np.testing.assert_array_equal(x, tiny.arrays["train_images"].reshape(40, 16) / np.float32(255))
     np.testing.assert_array_equal(tt.argmax(axis=1), tiny.arrays["test_labels"])
     assert tt.shape == (10, 3) and tt.sum() == 10
+
+
+def test_label_outside_the_classes_is_an_error_naming_file_index_and_value(tmp_path, make_tiny):
+    labels = np.zeros(40, dtype=np.uint8)
+    labels[[5, 30]] = [7, 200]
+    make_tiny(train_labels=labels)
+    message = r"train_labels\.gz: label 7 at index 5 is outside \[0, 3\) \(2 of 40 labels are\)"
+    with pytest.raises(IDXError, match=message):
+        load_mnist(tmp_path / "root", name="tiny")
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
