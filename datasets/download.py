@@ -22,9 +22,13 @@ from datasets import verify
 from datasets.idx import GZIP_MAGIC
 from datasets.progress import Progress, ProgressArg
 from datasets.verify import FileSpec
-from framework.files import atomic_write
+from framework.files import atomic_write, remove_stale_temporaries
 
 CHUNK_SIZE = 1 << 16
+# A temporary file older than this was left by a killed process. A live download writes to
+# its file at least every read_timeout (plus a backoff), far more often, so a folder that
+# another process is downloading into at the same time is safe to sweep.
+STALE_TEMPORARY_AGE = 10 * 60.0
 
 
 class DownloadError(RuntimeError):
@@ -65,12 +69,13 @@ def fetch(spec: FileSpec, folder: str | Path, mirrors: Sequence[str], *,
     """Return ``folder/spec.name``, verified, downloading it from the first mirror that works.
 
     A file already there is used when it verifies (see ``verify.check``) and is
-    otherwise replaced. Mirrors are http(s) base URLs, file:// URLs or local
+    otherwise replaced. Temporary files a killed process left in ``folder`` are removed. Mirrors are http(s) base URLs, file:// URLs or local
     folders holding a file named ``spec.name``. Raises DownloadError, whose
     message ends with ``hint``, when no mirror delivers the right bytes.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder, older_than=STALE_TEMPORARY_AGE)
     dest = folder / spec.name
     problem = verify.check(dest, spec)
     if problem is None:

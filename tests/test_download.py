@@ -7,11 +7,12 @@ the dropped-connection cases use the 1.6 MB test images so there is a middle to 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from datasets import download, memo, verify
-from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets.download import STALE_TEMPORARY_AGE, DownloadError, RetryPolicy, fetch
 from datasets.mnist import DATASETS
 
 LABELS = DATASETS["mnist"].files["train_labels"]
@@ -170,3 +171,31 @@ def test_progress_callback_sees_every_byte_and_forced_bar_never_breaks(tmp_path,
     # A bar forced on must not break a download, with or without tqdm installed.
     fetch(LABELS, tmp_path / "b", [str(mnist_files)], progress=True)
     assert (tmp_path / "b" / LABELS.name).stat().st_size == LABELS.size
+
+
+def leave_temporaries(folder, age: float) -> list[str]:
+    """Temporary files as a process killed ``age`` seconds ago leaves them: those of
+    atomic_write (.tmp) and of earlier versions' downloads (.part)."""
+    names = [f".train_labels.gz.{age:.0f}a.tmp", f".train_labels.gz.{age:.0f}b.part",
+             f".train_images.npy.{age:.0f}c.tmp"]
+    then = time.time() - age
+    for name in names:
+        (folder / name).write_bytes(b"partial")
+        os.utime(folder / name, (then, then))
+    return names
+
+
+def test_stale_temporaries_are_removed_even_when_nothing_is_downloaded(tmp_path, tiny):
+    spec = tiny.dataset.files["train_labels"]
+    fetch(spec, tmp_path / "data", [str(tiny.mirror)])
+    leave_temporaries(tmp_path / "data", STALE_TEMPORARY_AGE + 60)
+    fetch(spec, tmp_path / "data", [])
+    assert sorted(os.listdir(tmp_path / "data")) == [SIDECAR, spec.name]
+
+
+def test_recent_temporaries_are_kept_for_a_download_that_may_be_live(tmp_path, tiny):
+    spec = tiny.dataset.files["train_labels"]
+    (tmp_path / "data").mkdir()
+    recent = leave_temporaries(tmp_path / "data", STALE_TEMPORARY_AGE - 60)
+    fetch(spec, tmp_path / "data", [str(tiny.mirror)])
+    assert sorted(os.listdir(tmp_path / "data")) == sorted([SIDECAR, spec.name, *recent])
