@@ -87,7 +87,8 @@ class MnistServer:
     404, 500 (always), 500-once, html (status 200 with a web page), html-binary
     (the page sent as application/octet-stream), corrupt (one byte flipped),
     drop (the first response stops halfway, then Range is honoured),
-    drop-no-range (same, but Range is ignored), slow (waits 1 s before answering).
+    drop-no-range (same, but Range is ignored), slow (waits 1 s before answering),
+    trickle (sends 100 bytes every 0.1 s: 1 kB/s).
     """
 
     url: str
@@ -135,10 +136,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         if mode in ("drop", "drop-no-range") and first:
             # Promise the whole body, deliver half, hang up: a dropped connection.
-            return self._reply(state, mode, name, status, body, "application/gzip", headers, cut=len(body) // 2)
-        return self._reply(state, mode, name, status, body, "application/gzip", headers)
+            return self._reply(state, mode, name, status, body, "application/gzip", headers,
+                               cut=len(body) // 2)
+        return self._reply(state, mode, name, status, body, "application/gzip", headers,
+                           trickle=mode == "trickle")
 
-    def _reply(self, state, mode, name, status, body, ctype, headers=None, cut=None) -> None:
+    def _reply(self, state, mode, name, status, body, ctype, headers=None, cut=None,
+               trickle=False) -> None:
         state.log.append((mode, name, self.headers.get("Range"), status))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -146,7 +150,12 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body if cut is None else body[:cut])
+        if trickle:
+            for start in range(0, len(body), 100):
+                self.wfile.write(body[start:start + 100])  # raises once the client has left
+                time.sleep(0.1)
+        else:
+            self.wfile.write(body if cut is None else body[:cut])
         self.close_connection = True
 
 

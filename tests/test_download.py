@@ -99,6 +99,58 @@ def test_read_timeout_moves_on_to_next_mirror(tmp_path, mnist_server, sleeps):
     assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
 
 
+def test_slow_mirror_is_abandoned_for_the_next(tmp_path, mnist_server):
+    impatient = RetryPolicy(attempts=1, min_rate=5000, rate_window=1.0)
+    fetch(LABELS, tmp_path, [mnist_server.base("trickle"), mnist_server.base("ok")],
+          policy=impatient)
+    assert [entry[0] for entry in mnist_server.log] == ["trickle", "ok"]
+    assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
+
+
+def test_slow_mirror_is_reported_with_its_rate(tmp_path, mnist_server):
+    impatient = RetryPolicy(attempts=1, min_rate=5000, rate_window=1.0)
+    reason = r"too slow: \d+ B/s over the last 1 s \(\d+ of 28881 bytes received\)"
+    with pytest.raises(DownloadError, match=rf"  - {mnist_server.base('trickle')}: {reason}"):
+        fetch(LABELS, tmp_path, [mnist_server.base("trickle")], policy=impatient)
+    assert os.listdir(tmp_path) == []
+
+
+def test_deadline_moves_on_from_a_mirror_that_is_steady_but_too_long(tmp_path, mnist_server):
+    hurried = RetryPolicy(attempts=1, min_rate=0, deadline=1.0)
+    with pytest.raises(DownloadError, match=r"trickle/: deadline of 1 s passed \(\d+ of 28881"):
+        fetch(LABELS, tmp_path, [mnist_server.base("trickle")], policy=hurried)
+    assert os.listdir(tmp_path) == []
+
+
+class Clock:
+    """Time that passes only while fetch sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_deadline_counts_the_waits_between_retries(tmp_path, mnist_server):
+    clock = Clock()
+    policy = RetryPolicy(attempts=100, backoff=1.0, max_backoff=8.0, deadline=20.0,
+                         sleep=clock.sleep, clock=clock)
+    with pytest.raises(DownloadError, match=r"deadline of 20 s passed .*last error: HTTP 500"):
+        fetch(LABELS, tmp_path, [mnist_server.base("500")], policy=policy)
+    assert len(mnist_server.log) == 5  # after waits of 1, 2, 4, 8 and 8 s, 20 s have passed
+
+
+@pytest.mark.parametrize("field, value", [("min_rate", -1), ("rate_window", 0),
+                                          ("deadline", float("nan"))])
+def test_retry_policy_refuses_meaningless_limits(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be .*, got {value!r}"):
+        RetryPolicy(**{field: value})
+
+
 def test_all_mirrors_failing_raise_one_error_listing_each(tmp_path, mnist_server, mnist_dead_mirror, policy):
     mirrors = [mnist_server.base("404"), mnist_server.base("html"), mnist_dead_mirror, str(tmp_path / "nowhere")]
     with pytest.raises(DownloadError) as info:
