@@ -93,18 +93,22 @@ def resolve_mirrors(dataset: IDXDataset, mirrors: str | Sequence[str] | None = N
 
 
 def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatten: bool = True,
-               one_hot: bool = False, dtype=np.float32, download: bool = True,
+               one_hot: bool | None = None, one_hot_label: bool | None = None,
+               dtype=np.float32, download: bool = True,
                mirrors: str | Sequence[str] | None = None, progress: ProgressArg = None,
                name: str = "mnist", policy: RetryPolicy | None = None):
     """Load MNIST (or another ``DATASETS`` entry) as ``((x_train, t_train), (x_test, t_test))``.
 
     Images are ``(N, 784)``, or ``(N, 1, 28, 28)`` when ``flatten=False``; scaled to
     [0, 1] in ``dtype`` when ``normalize`` else uint8 0-255. Labels are int64, or
-    one-hot rows in ``dtype`` when ``one_hot``. Missing files are downloaded into
-    ``root`` (see ``default_root``) from ``mirrors`` (see ``resolve_mirrors``) unless
+    one-hot rows in ``dtype`` when ``one_hot`` (``one_hot_label``, the name the book
+    *Deep Learning from Scratch* uses, is the same option). Missing files are downloaded
+    into ``root`` (see ``default_root``) from ``mirrors`` (see ``resolve_mirrors``) unless
     ``download=False``; ``progress`` is None (a bar on a terminal), a bool, or a
-    callable receiving byte counts. Raises DownloadError when a file cannot be had.
+    callable receiving byte counts; ``policy`` sets retries and when to give up on a
+    slow mirror. Raises DownloadError when a file cannot be had.
     """
+    one_hot = _one_hot_option(one_hot, one_hot_label)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
@@ -154,6 +158,13 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
                        f"expected uint8 {shape}")
     cache.write(npy, array)
     return array
+
+
+def _one_hot_option(one_hot: bool | None, one_hot_label: bool | None) -> bool:
+    if one_hot is not None and one_hot_label is not None and one_hot != one_hot_label:
+        raise TypeError(f"load_mnist() got one_hot={one_hot!r} and one_hot_label="
+                        f"{one_hot_label!r}: they are two names for one option, pass one")
+    return bool(one_hot if one_hot is not None else one_hot_label)
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, source: Path) -> None:

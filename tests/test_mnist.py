@@ -87,6 +87,17 @@ def test_one_hot_labels(mnist_root):
     assert t_train.sum() == 60000
 
 
+def test_one_hot_label_is_the_books_name_for_one_hot(tmp_path, tiny):
+    (_, t), (_, tt) = load_mnist(tmp_path, name="tiny", one_hot_label=True)
+    assert t.shape == (40, 3) and tt.shape == (10, 3)
+    np.testing.assert_array_equal(t.argmax(axis=1), tiny.arrays["train_labels"])
+
+
+def test_one_hot_and_one_hot_label_that_disagree_are_refused(tmp_path, tiny):
+    with pytest.raises(TypeError, match="one_hot=True and one_hot_label=False"):
+        load_mnist(tmp_path, name="tiny", one_hot=True, one_hot_label=False)
+
+
 def test_damaged_gz_in_cache_is_replaced(mnist_copy, mnist_files):
     victim = mnist_copy / "t10k-labels-idx1-ubyte.gz"
     victim.write_bytes(victim.read_bytes()[:1000])  # a partial download from some other tool
