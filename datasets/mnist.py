@@ -75,10 +75,15 @@ DATASETS = {
 
 
 def default_root(dataset: IDXDataset) -> Path:
-    """The folder used when ``root`` is None: $<PREFIX>_DIR, else the per-user cache folder."""
+    """The folder used when ``root`` is None: $<PREFIX>_DIR, else ``user_cache_root``."""
     override = os.environ.get(f"{dataset.env_prefix}_DIR")
     if override:
         return Path(override).expanduser()
+    return user_cache_root(dataset)
+
+
+def user_cache_root(dataset: IDXDataset) -> Path:
+    """The per-user cache folder: $XDG_CACHE_HOME/npdl/<name>, usually ~/.cache/npdl/<name>."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "npdl" / dataset.name
 

@@ -7,6 +7,7 @@ No test touches the network: everything is served from 127.0.0.1.
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import struct
 import threading
@@ -19,18 +20,44 @@ import numpy as np
 import pytest
 
 from datasets import DATASETS, FileSpec, IDXDataset
+from datasets.mnist import user_cache_root
 from datasets.verify import sha256_of
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</body></html>"
 
 
+def mnist_places() -> list[Path]:
+    """Where a user keeps the MNIST .gz files: $MNIST_DIR, the user's cache folder, and
+    ../shared/data/mnist beside this repository."""
+    mnist = DATASETS["mnist"]
+    places = [Path(os.environ["MNIST_DIR"]).expanduser()] if os.environ.get("MNIST_DIR") else []
+    return list(dict.fromkeys([*places, user_cache_root(mnist), SHARED_MNIST]))
+
+
+def holds_mnist(folder: Path) -> bool:
+    """Whether ``folder`` holds the four MNIST .gz files at their published sizes."""
+    try:
+        return all((folder / spec.name).stat().st_size == spec.size
+                   for spec in DATASETS["mnist"].files.values())
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def mnist_files() -> Path:
-    """The folder with the four canonical MNIST .gz files (skips when absent)."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST files needed: ../shared/data/mnist not found (looked in {SHARED_MNIST})")
-    return SHARED_MNIST
+    """The first of ``mnist_places`` that holds the real MNIST files (skips when none does).
+
+    Tests only read from it (as a mirror), so a user's own data folder is safe to use.
+    """
+    places = mnist_places()
+    for place in places:
+        if holds_mnist(place):
+            return place
+    looked_in = ", ".join(str(place) for place in places)
+    unset = "" if os.environ.get("MNIST_DIR") else " ($MNIST_DIR is not set)"
+    pytest.skip(f"real MNIST files needed: no folder holds all four .gz files at their "
+                f"published sizes; looked in {looked_in}{unset}")
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> FileSpec:
