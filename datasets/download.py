@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -40,7 +40,8 @@ class DownloadError(RuntimeError):
         self.spec = spec
         self.attempts = list(attempts)
         lines = [f"Could not obtain {spec.name} ({spec.size} bytes, sha256 {spec.sha256}). Tried:"]
-        lines += [f"  - {where}: {reason}" for where, reason in self.attempts] or ["  (no mirrors given)"]
+        tried = [f"  - {where}: {reason}" for where, reason in self.attempts]
+        lines += tried or ["  (no mirrors given)"]
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
@@ -87,9 +88,11 @@ def fetch(spec: FileSpec, folder: str | Path, mirrors: Sequence[str], *,
     """Return ``folder/spec.name``, verified, downloading it from the first mirror that works.
 
     A file already there is used when it verifies (see ``verify.check``) and is
-    otherwise replaced. Temporary files a killed process left in ``folder`` are removed. Mirrors are http(s) base URLs, file:// URLs or local
-    folders holding a file named ``spec.name``. Raises DownloadError, whose
-    message ends with ``hint``, when no mirror delivers the right bytes.
+    otherwise replaced; temporary files a killed process left in ``folder`` are
+    removed. Mirrors are http(s) base URLs, file:// URLs or local folders holding
+    a file named ``spec.name``; ``policy`` says how hard to try each and when to
+    move on. Raises DownloadError, whose message ends with ``hint``, when no
+    mirror delivers the right bytes.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,8 @@ def _local_folder(mirror: str) -> Path:
 
 def _copy(src: Path, out, spec: FileSpec, report: Progress) -> None:
     try:
-        f = open(src, "rb")
+        # Not a with: only open's errors mean a bad mirror; a failing write must propagate.
+        f = open(src, "rb")  # noqa: SIM115
     except OSError as exc:
         raise _MirrorFailed(f"cannot read {src}: {exc.strerror or exc}") from None
     with f:

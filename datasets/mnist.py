@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from datasets import cache
-from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets.download import RetryPolicy, fetch
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
@@ -43,10 +43,18 @@ DATASETS = {
     "mnist": IDXDataset(
         name="mnist",
         files={
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", 9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+            "train_images": FileSpec(
+                "train-images-idx3-ubyte.gz", 9912422,
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+            "train_labels": FileSpec(
+                "train-labels-idx1-ubyte.gz", 28881,
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+            "test_images": FileSpec(
+                "t10k-images-idx3-ubyte.gz", 1648877,
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+            "test_labels": FileSpec(
+                "t10k-labels-idx1-ubyte.gz", 4542,
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
         },
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -60,10 +68,18 @@ DATASETS = {
     "fashion": IDXDataset(
         name="fashion-mnist",
         files={
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", 26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+            "train_images": FileSpec(
+                "train-images-idx3-ubyte.gz", 26421880,
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            "train_labels": FileSpec(
+                "train-labels-idx1-ubyte.gz", 29515,
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            "test_images": FileSpec(
+                "t10k-images-idx3-ubyte.gz", 4422102,
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            "test_labels": FileSpec(
+                "t10k-labels-idx1-ubyte.gz", 5148,
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
         },
         mirrors=(
             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
@@ -119,7 +135,8 @@ def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatte
     dataset = DATASETS[name]
     root = Path(root).expanduser() if root is not None else default_root(dataset)
     mirror_list = resolve_mirrors(dataset, mirrors) if download else []
-    hint = ("" if download else "Nothing was downloaded because download=False.\n") + _manual_hint(dataset, root)
+    hint = "" if download else "Nothing was downloaded because download=False.\n"
+    hint += _manual_hint(dataset, root)
 
     def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
         spec = dataset.files[key]
@@ -197,8 +214,11 @@ def _labels(u8: np.ndarray, one_hot: bool, num_classes: int, dtype) -> np.ndarra
 
 
 def _manual_hint(dataset: IDXDataset, root: Path) -> str:
-    names = "\n".join(f"    {s.name}  ({s.size} bytes, sha256 {s.sha256})" for s in dataset.files.values())
-    return (f"To fix this by hand: download these files (unchanged, still gzipped) and put them in {root}\n"
+    names = "\n".join(f"    {s.name}  ({s.size} bytes, sha256 {s.sha256})"
+                      for s in dataset.files.values())
+    return (f"To fix this by hand: download these files (unchanged, still gzipped) "
+            f"and put them in {root}\n"
             f"{names}\n"
-            f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses or folders "
-            f"that hold them (set {dataset.env_prefix}_DIR to use another data folder).")
+            f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses "
+            f"or folders that hold them (set {dataset.env_prefix}_DIR to use another data "
+            f"folder).")

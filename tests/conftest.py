@@ -199,7 +199,8 @@ def mnist_server(mnist_files):
     """A fresh MnistServer on 127.0.0.1 serving the real MNIST files."""
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.state = MnistServer(f"http://127.0.0.1:{httpd.server_address[1]}", mnist_files)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     try:
         yield httpd.state

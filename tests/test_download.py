@@ -86,7 +86,8 @@ def test_server_error_is_retried_with_backoff(tmp_path, mnist_server, policy, sl
     assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
 
 
-def test_persistent_server_error_gives_up_after_policy_attempts(tmp_path, mnist_server, policy, sleeps):
+def test_persistent_server_error_gives_up_after_policy_attempts(tmp_path, mnist_server, policy,
+                                                                 sleeps):
     with pytest.raises(DownloadError, match="HTTP 500.*gave up after 3 attempts"):
         fetch(LABELS, tmp_path, [mnist_server.base("500")], policy=policy)
     assert sleeps == [0.01, 0.02]  # doubling backoff between the three attempts
@@ -151,8 +152,10 @@ def test_retry_policy_refuses_meaningless_limits(field, value):
         RetryPolicy(**{field: value})
 
 
-def test_all_mirrors_failing_raise_one_error_listing_each(tmp_path, mnist_server, mnist_dead_mirror, policy):
-    mirrors = [mnist_server.base("404"), mnist_server.base("html"), mnist_dead_mirror, str(tmp_path / "nowhere")]
+def test_all_mirrors_failing_raise_one_error_listing_each(tmp_path, mnist_server,
+                                                          mnist_dead_mirror, policy):
+    mirrors = [mnist_server.base("404"), mnist_server.base("html"), mnist_dead_mirror,
+               str(tmp_path / "nowhere")]
     with pytest.raises(DownloadError) as info:
         fetch(LABELS, tmp_path, mirrors, policy=policy, hint="Put the files in X by hand.")
     message = str(info.value)
@@ -194,7 +197,8 @@ def test_local_folder_and_file_url_mirrors(tmp_path, mnist_files):
 
 
 def test_damaged_cached_file_is_replaced(tmp_path, mnist_files):
-    (tmp_path / LABELS.name).write_bytes(b"\x1f\x8b" + b"\0" * (LABELS.size - 2))  # right size, wrong bytes
+    # Right size, wrong bytes.
+    (tmp_path / LABELS.name).write_bytes(b"\x1f\x8b" + b"\0" * (LABELS.size - 2))
     fetch(LABELS, tmp_path, [str(mnist_files)])
     assert verify.sha256_of(tmp_path / LABELS.name) == LABELS.sha256
 

@@ -9,12 +9,11 @@ import stat
 import numpy as np
 import pytest
 
-from datasets import (
-    DATASETS, DownloadError, IDXError, default_root, load_mnist, split_validation,
-)
+from datasets import DATASETS, DownloadError, IDXError, default_root, load_mnist
 from datasets.download import RetryPolicy
 from datasets.memo import SIDECAR_NAME
 from datasets.mnist import resolve_mirrors
+from datasets.split import split_validation
 from datasets.verify import sha256_of
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
@@ -25,7 +24,8 @@ FAST = RetryPolicy(attempts=1, backoff=0.0, read_timeout=2.0)
 
 def cache_contents(root) -> list[str]:
     """The folder's files, with the .npy cache names' digest part elided."""
-    return sorted(name if not name.endswith(".npy") else name.split(".")[0] + ".npy" for name in os.listdir(root))
+    return sorted(name if not name.endswith(".npy") else name.split(".")[0] + ".npy"
+                  for name in os.listdir(root))
 
 
 COMPLETE_CACHE = sorted(GZ_NAMES + [n.replace(".gz", ".npy") for n in GZ_NAMES] + [SIDECAR_NAME])
@@ -46,7 +46,8 @@ def mnist_copy(tmp_path, mnist_root):
 
 
 def test_load_over_http_end_to_end(tmp_path, mnist_server):
-    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, mirrors=[mnist_server.base("ok")], policy=FAST)
+    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, mirrors=[mnist_server.base("ok")],
+                                                      policy=FAST)
     assert x_train.shape == (60000, 784) and x_train.dtype == np.float32
     assert x_test.shape == (10000, 784) and x_test.dtype == np.float32
     assert t_train.dtype == np.int64 and t_test.shape == (10000,)
@@ -67,7 +68,8 @@ def test_verified_cache_works_with_no_mirror_reachable(mnist_root, mnist_dead_mi
 
 
 def test_unnormalized_unflattened_images_are_uint8_nchw(mnist_root):
-    (x_train, _), (x_test, _) = load_mnist(mnist_root, normalize=False, flatten=False, download=False)
+    (x_train, _), (x_test, _) = load_mnist(mnist_root, normalize=False, flatten=False,
+                                           download=False)
     assert x_train.shape == (60000, 1, 28, 28) and x_train.dtype == np.uint8
     assert x_test.shape == (10000, 1, 28, 28) and int(x_test.max()) == 255
     x_train[0, 0, 0, 0] = 1  # an ordinary writable array, not the read-only cache
@@ -109,7 +111,8 @@ def test_damaged_gz_in_cache_is_replaced(mnist_copy, mnist_files):
 def test_damaged_npy_cache_is_rebuilt(mnist_copy, keep):
     npy = next(mnist_copy.glob("train-images-idx3-ubyte.*.npy"))
     npy.write_bytes(npy.read_bytes()[:keep])
-    with pytest.warns(UserWarning, match=f"{npy.name}: unreadable.*rebuilding it from train-images"):
+    rebuilt = f"{npy.name}: unreadable.*rebuilding it from train-images"
+    with pytest.warns(UserWarning, match=rebuilt):
         (x_train, _), _ = load_mnist(mnist_copy, normalize=False, download=False)
     assert x_train.shape == (60000, 784) and int(x_train.sum(dtype=np.int64)) == TRAIN_PIXEL_SUM
     assert npy.stat().st_size > 47_000_000
@@ -124,7 +127,8 @@ def test_download_false_with_missing_files_explains_what_to_do(tmp_path):
     assert all(name in message for name in GZ_NAMES)
 
 
-def test_all_mirrors_failing_is_one_clear_error_and_leaves_nothing(tmp_path, mnist_server, mnist_dead_mirror):
+def test_all_mirrors_failing_is_one_clear_error_and_leaves_nothing(tmp_path, mnist_server,
+                                                                   mnist_dead_mirror):
     mirrors = [mnist_dead_mirror, mnist_server.base("html"), mnist_server.base("corrupt")]
     with pytest.raises(DownloadError) as info:
         load_mnist(tmp_path, mirrors=mirrors, policy=FAST)
@@ -160,7 +164,7 @@ def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):
     (x, t), (xt, tt) = load_mnist(tmp_path / "root", name="tiny", one_hot=True)
     assert x.shape == (40, 16) and xt.shape == (10, 16)
     np.testing.assert_array_equal(x, tiny.arrays["train_images"].reshape(40, 16) / np.float32(255))
-    np.testing.assert_array_equal(tt.argmax(axis=1), tiny.arrays["test_labels"])
+    np.testing.assert_array_equal(t.argmax(axis=1), tiny.arrays["train_labels"])
     assert tt.shape == (10, 3) and tt.sum() == 10
 
 
@@ -188,7 +192,7 @@ def test_created_files_get_the_users_umask(tmp_path, tiny, mask, mode):
 def test_split_validation_is_reproducible_and_partitions():
     x = np.arange(100).reshape(50, 2)
     t = np.arange(50)
-    (x_tr, t_tr), (x_va, t_va) = split_validation(x, t, 10, seed=3)
+    (_, t_tr), (x_va, t_va) = split_validation(x, t, 10, seed=3)
     (_, t_tr2), (_, t_va2) = split_validation(x, t, 10, seed=3)
     assert len(t_va) == 10 and len(t_tr) == 40
     assert sorted(np.concatenate([t_tr, t_va]).tolist()) == list(range(50))
