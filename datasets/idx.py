@@ -37,21 +37,25 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     if len(data) < 4:
         raise IDXError(f"{source}: only {len(data)} bytes, too short for an IDX header")
     if data[0] != 0 or data[1] != 0:
-        raise IDXError(f"{source}: bad magic number {data[:4].hex()} (expected 0000 then type and ndim): not an IDX file")
+        raise IDXError(f"{source}: bad magic number {data[:4].hex()} "
+                       "(expected 0000 then type and ndim): not an IDX file")
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
         raise IDXError(f"{source}: unknown IDX data type code 0x{code:02x}")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise IDXError(f"{source}: truncated header: {ndim} dimensions need {header_len} bytes, file has {len(data)}")
+        raise IDXError(f"{source}: truncated header: {ndim} dimensions need {header_len} bytes, "
+                       f"file has {len(data)}")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     found = len(data) - header_len
     if found < expected:
-        raise IDXError(f"{source}: truncated: header says shape {shape} ({expected} data bytes) but only {found} bytes follow")
+        raise IDXError(f"{source}: truncated: header says shape {shape} ({expected} data bytes) "
+                       f"but only {found} bytes follow")
     if found > expected:
-        raise IDXError(f"{source}: {found - expected} unexpected trailing bytes after data of shape {shape}")
+        raise IDXError(f"{source}: {found - expected} unexpected trailing bytes "
+                       f"after data of shape {shape}")
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
     if dtype.itemsize > 1:
         array = array.astype(dtype.newbyteorder("="))
@@ -68,5 +72,6 @@ def read_idx(path: str | Path) -> np.ndarray:
         except (EOFError, OSError, zlib.error) as exc:
             # EOFError is the infamous "Compressed file ended before the
             # end-of-stream marker" of a partial download.
-            raise IDXError(f"{path}: damaged gzip data ({exc}); delete the file and download it again") from None
+            raise IDXError(f"{path}: damaged gzip data ({exc}); "
+                           "delete the file and download it again") from None
     return parse_idx(data, str(path))

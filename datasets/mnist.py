@@ -11,14 +11,15 @@ Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from datasets.download import DownloadError, RetryPolicy, fetch
+from datasets import cache
+from datasets.download import RetryPolicy, fetch
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
@@ -42,10 +43,18 @@ DATASETS = {
     "mnist": IDXDataset(
         name="mnist",
         files={
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", 9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+            "train_images": FileSpec(
+                "train-images-idx3-ubyte.gz", 9912422,
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+            "train_labels": FileSpec(
+                "train-labels-idx1-ubyte.gz", 28881,
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+            "test_images": FileSpec(
+                "t10k-images-idx3-ubyte.gz", 1648877,
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+            "test_labels": FileSpec(
+                "t10k-labels-idx1-ubyte.gz", 4542,
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
         },
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -59,10 +68,18 @@ DATASETS = {
     "fashion": IDXDataset(
         name="fashion-mnist",
         files={
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", 26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", 29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", 4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", 5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+            "train_images": FileSpec(
+                "train-images-idx3-ubyte.gz", 26421880,
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            "train_labels": FileSpec(
+                "train-labels-idx1-ubyte.gz", 29515,
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            "test_images": FileSpec(
+                "t10k-images-idx3-ubyte.gz", 4422102,
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            "test_labels": FileSpec(
+                "t10k-labels-idx1-ubyte.gz", 5148,
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
         },
         mirrors=(
             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
@@ -74,10 +91,15 @@ DATASETS = {
 
 
 def default_root(dataset: IDXDataset) -> Path:
-    """The folder used when ``root`` is None: $<PREFIX>_DIR, else the per-user cache folder."""
+    """The folder used when ``root`` is None: $<PREFIX>_DIR, else ``user_cache_root``."""
     override = os.environ.get(f"{dataset.env_prefix}_DIR")
     if override:
         return Path(override).expanduser()
+    return user_cache_root(dataset)
+
+
+def user_cache_root(dataset: IDXDataset) -> Path:
+    """The per-user cache folder: $XDG_CACHE_HOME/npdl/<name>, usually ~/.cache/npdl/<name>."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "npdl" / dataset.name
 
@@ -92,29 +114,37 @@ def resolve_mirrors(dataset: IDXDataset, mirrors: str | Sequence[str] | None = N
 
 
 def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatten: bool = True,
-               one_hot: bool = False, dtype=np.float32, download: bool = True,
+               one_hot: bool | None = None, one_hot_label: bool | None = None,
+               dtype=np.float32, download: bool = True,
                mirrors: str | Sequence[str] | None = None, progress: ProgressArg = None,
                name: str = "mnist", policy: RetryPolicy | None = None):
     """Load MNIST (or another ``DATASETS`` entry) as ``((x_train, t_train), (x_test, t_test))``.
 
     Images are ``(N, 784)``, or ``(N, 1, 28, 28)`` when ``flatten=False``; scaled to
     [0, 1] in ``dtype`` when ``normalize`` else uint8 0-255. Labels are int64, or
-    one-hot rows in ``dtype`` when ``one_hot``. Missing files are downloaded into
-    ``root`` (see ``default_root``) from ``mirrors`` (see ``resolve_mirrors``) unless
+    one-hot rows in ``dtype`` when ``one_hot`` (``one_hot_label``, the name the book
+    *Deep Learning from Scratch* uses, is the same option). Missing files are downloaded
+    into ``root`` (see ``default_root``) from ``mirrors`` (see ``resolve_mirrors``) unless
     ``download=False``; ``progress`` is None (a bar on a terminal), a bool, or a
-    callable receiving byte counts. Raises DownloadError when a file cannot be had.
+    callable receiving byte counts; ``policy`` sets retries and when to give up on a
+    slow mirror. Raises DownloadError when a file cannot be had.
     """
+    one_hot = _one_hot_option(one_hot, one_hot_label)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
     root = Path(root).expanduser() if root is not None else default_root(dataset)
     mirror_list = resolve_mirrors(dataset, mirrors) if download else []
-    hint = ("" if download else "Nothing was downloaded because download=False.\n") + _manual_hint(dataset, root)
+    hint = "" if download else "Nothing was downloaded because download=False.\n"
+    hint += _manual_hint(dataset, root)
 
     def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
         spec = dataset.files[key]
         gz = fetch(spec, root, mirror_list, policy=policy, progress=progress, hint=hint)
-        return _parsed(gz, spec, shape)
+        array = _parsed(gz, spec, shape)
+        if key.endswith("_labels"):
+            _check_labels(array, dataset.num_classes, gz)
+        return array
 
     n_tr, n_te, hw = dataset.n_train, dataset.n_test, dataset.image_shape
     x_train = _images(get("train_images", (n_tr, *hw)), normalize, flatten, dtype)
@@ -134,34 +164,39 @@ def _parsed(gz: Path, spec: FileSpec, shape: tuple[int, ...]) -> np.ndarray:
 
     The cache name carries the source's digest, so it can only ever have been made
     from this exact, verified file (never from a same-named file of another dataset).
+    A cache whose bytes changed since it was written is rebuilt, with a warning.
     """
     npy = gz.with_name(f"{gz.name.removesuffix('.gz')}.{spec.sha256[:16]}.npy")
     try:
-        cached = np.load(npy, mmap_mode="r", allow_pickle=False)
-        if cached.shape == shape and cached.dtype == np.uint8:
-            return cached
-    except (OSError, ValueError, EOFError):
-        pass  # missing or damaged cache: rebuild it below
+        cached = cache.read(npy, shape)
+    except cache.Damaged as exc:
+        warnings.warn(f"{npy}: {exc}; rebuilding it from {gz.name}", stacklevel=2)
+        cached = None
+    if cached is not None:
+        return cached
     array = read_idx(gz)
     if array.shape != shape or array.dtype != np.uint8:
-        raise IDXError(f"{gz}: holds {array.dtype} data of shape {array.shape}, expected uint8 {shape}")
-    _save_npy(npy, array)
+        raise IDXError(f"{gz}: holds {array.dtype} data of shape {array.shape}, "
+                       f"expected uint8 {shape}")
+    cache.write(npy, array)
     return array
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass  # a read-only folder still loads, just without the speed-up
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+def _one_hot_option(one_hot: bool | None, one_hot_label: bool | None) -> bool:
+    if one_hot is not None and one_hot_label is not None and one_hot != one_hot_label:
+        raise TypeError(f"load_mnist() got one_hot={one_hot!r} and one_hot_label="
+                        f"{one_hot_label!r}: they are two names for one option, pass one")
+    return bool(one_hot if one_hot is not None else one_hot_label)
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, source: Path) -> None:
+    # A label past the last class would make one-hot rows fail and, worse, integer labels
+    # train a wrong model; uint8 labels are never negative.
+    outside = np.flatnonzero(labels >= num_classes)
+    if outside.size:
+        i = int(outside[0])
+        raise IDXError(f"{source}: label {labels[i]} at index {i} is outside [0, {num_classes})"
+                       f" ({outside.size} of {labels.size} labels are)")
 
 
 def _images(u8: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:
@@ -179,8 +214,11 @@ def _labels(u8: np.ndarray, one_hot: bool, num_classes: int, dtype) -> np.ndarra
 
 
 def _manual_hint(dataset: IDXDataset, root: Path) -> str:
-    names = "\n".join(f"    {s.name}  ({s.size} bytes, sha256 {s.sha256})" for s in dataset.files.values())
-    return (f"To fix this by hand: download these files (unchanged, still gzipped) and put them in {root}\n"
+    names = "\n".join(f"    {s.name}  ({s.size} bytes, sha256 {s.sha256})"
+                      for s in dataset.files.values())
+    return (f"To fix this by hand: download these files (unchanged, still gzipped) "
+            f"and put them in {root}\n"
             f"{names}\n"
-            f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses or folders "
-            f"that hold them (set {dataset.env_prefix}_DIR to use another data folder).")
+            f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses "
+            f"or folders that hold them (set {dataset.env_prefix}_DIR to use another data "
+            f"folder).")

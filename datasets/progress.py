@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Union
+from collections.abc import Callable
 
 # None: a bar only when stderr is a terminal; True/False: force on/off;
 # a callable: called with the size of each chunk written (handy in tests).
-ProgressArg = Union[None, bool, Callable[[int], None]]
+ProgressArg = None | bool | Callable[[int], None]
 
 
 def _make_bar(total: int, desc: str):
@@ -37,7 +37,7 @@ class Progress:
         if self._bar is not None:
             self._bar.reset()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def split_validation(x: np.ndarray, t: np.ndarray, size: int | float, seed=0):
-    """Split ``size`` random examples off ``(x, t)``: returns ``((x_train, t_train), (x_val, t_val))``.
+def split_validation(x: np.ndarray, t: np.ndarray, size: float, seed=0):
+    """Split ``size`` random examples off ``(x, t)``.
+
+    Returns ``((x_train, t_train), (x_val, t_val))``.
 
     ``size`` is a count, or a fraction when a float in (0, 1). The choice depends
     only on ``seed`` (anything ``np.random.default_rng`` accepts), never on global

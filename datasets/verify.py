@@ -1,21 +1,18 @@
 """Checksums for downloaded files, remembered so a warm start does not re-hash.
 
-Hashing the 10 MB MNIST training images takes tens of milliseconds; doing it on
-every ``load_mnist()`` would eat most of the warm-load budget. So a file's
-digest is stored in a small JSON sidecar keyed on its size and ``mtime_ns``:
-any rewrite of the file changes the key and forces a full re-hash.
+Re-hashing the 10 MB MNIST training images with sha256 on every ``load_mnist()``
+would cost about as much as the rest of a warm load. So a file's digest is stored
+in the folder's memo (see memo.py) keyed on its size and ``mtime_ns``: any rewrite
+of the file changes the key and forces a full re-hash.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-SIDECAR_NAME = ".npdl-verified.json"
+from datasets import memo
 
 
 @dataclass(frozen=True)
@@ -27,12 +24,17 @@ class FileSpec:
     sha256: str
 
 
-def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
+def sha256_of(path: Path) -> str:
     """Return the sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
+        return sha256_of_file(f)
+
+
+def sha256_of_file(f, chunk_size: int = 1 << 20) -> str:
+    """Return the sha256 hex digest of an open binary file, from its position to its end."""
+    digest = hashlib.sha256()
+    while chunk := f.read(chunk_size):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -41,37 +43,15 @@ def _stat_key(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _read_sidecar(folder: Path) -> dict:
-    try:
-        with open(folder / SIDECAR_NAME, encoding="utf-8") as f:
-            memo = json.load(f)
-        return memo if isinstance(memo, dict) else {}
-    except (OSError, ValueError):
-        return {}  # missing or damaged memo only costs a re-hash
-
-
 def remember(path: Path, sha256: str) -> None:
     """Record that ``path`` (as it is now on disk) has digest ``sha256``."""
-    memo = _read_sidecar(path.parent)
-    memo[path.name] = {**_stat_key(path), "sha256": sha256}
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=SIDECAR_NAME, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(memo, f, indent=1, sort_keys=True)
-        os.replace(tmp, path.parent / SIDECAR_NAME)
-        tmp = None
-    except OSError:
-        pass  # a read-only data folder still works; it just re-hashes each time
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    memo.record(path.parent, path.name, {**_stat_key(path), "sha256": sha256})
 
 
 def check(path: Path, spec: FileSpec) -> str | None:
     """Return None when ``path`` matches ``spec``, else a short reason why not.
 
-    Cheap when the sidecar already vouches for this exact file (same size and
+    Cheap when the folder's memo already vouches for this exact file (same size and
     mtime_ns); otherwise hashes it fully and remembers a good result.
     """
     try:
@@ -80,8 +60,7 @@ def check(path: Path, spec: FileSpec) -> str | None:
         return "missing"
     if key["size"] != spec.size:
         return f"wrong size {key['size']} (expected {spec.size})"
-    entry = _read_sidecar(path.parent).get(path.name)
-    if entry == {**key, "sha256": spec.sha256}:
+    if memo.entry(path.parent, path.name) == {**key, "sha256": spec.sha256}:
         return None
     digest = sha256_of(path)
     if digest != spec.sha256:

@@ -1,29 +1,109 @@
-"""Shared fixtures for the datasets tests: the real MNIST files and a misbehaving local web server.
+"""Shared fixtures for the datasets tests: the real MNIST files, a small made-up dataset and a
+misbehaving local web server.
 
 No test touches the network: everything is served from 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from datasets import DATASETS, FileSpec, IDXDataset
+from datasets.mnist import user_cache_root
+from datasets.verify import sha256_of
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</body></html>"
 
 
+def mnist_places() -> list[Path]:
+    """Where a user keeps the MNIST .gz files: $MNIST_DIR, the user's cache folder, and
+    ../shared/data/mnist beside this repository."""
+    mnist = DATASETS["mnist"]
+    places = [Path(os.environ["MNIST_DIR"]).expanduser()] if os.environ.get("MNIST_DIR") else []
+    return list(dict.fromkeys([*places, user_cache_root(mnist), SHARED_MNIST]))
+
+
+def holds_mnist(folder: Path) -> bool:
+    """Whether ``folder`` holds the four MNIST .gz files at their published sizes."""
+    try:
+        return all((folder / spec.name).stat().st_size == spec.size
+                   for spec in DATASETS["mnist"].files.values())
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def mnist_files() -> Path:
-    """The folder with the four canonical MNIST .gz files (skips when absent)."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST files needed: ../shared/data/mnist not found (looked in {SHARED_MNIST})")
-    return SHARED_MNIST
+    """The first of ``mnist_places`` that holds the real MNIST files (skips when none does).
+
+    Tests only read from it (as a mirror), so a user's own data folder is safe to use.
+    """
+    places = mnist_places()
+    for place in places:
+        if holds_mnist(place):
+            return place
+    looked_in = ", ".join(str(place) for place in places)
+    unset = "" if os.environ.get("MNIST_DIR") else " ($MNIST_DIR is not set)"
+    pytest.skip(f"real MNIST files needed: no folder holds all four .gz files at their "
+                f"published sizes; looked in {looked_in}{unset}")
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> FileSpec:
+    """Write a uint8 array as a gzipped IDX file and return the FileSpec that matches it."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    return FileSpec(path.name, path.stat().st_size, sha256_of(path))
+
+
+@dataclass
+class TinyData:
+    """A small made-up MNIST-format dataset, registered as DATASETS["tiny"]."""
+
+    mirror: Path  # a local folder mirror holding its four .gz files
+    dataset: IDXDataset
+    arrays: dict  # the uint8 contents of each file, keyed like dataset.files
+
+
+@pytest.fixture
+def make_tiny(tmp_path, monkeypatch):
+    """Makes a TinyData: 40 train and 10 test 4x4 images, 3 classes; keyword arguments
+    replace any of the four arrays (e.g. labels out of range)."""
+
+    def make(**replace: np.ndarray) -> TinyData:
+        rng = np.random.default_rng(0)
+        arrays = {
+            "train_images": rng.integers(0, 256, (40, 4, 4), dtype=np.uint8),
+            "train_labels": rng.integers(0, 3, 40, dtype=np.uint8),
+            "test_images": rng.integers(0, 256, (10, 4, 4), dtype=np.uint8),
+            "test_labels": rng.integers(0, 3, 10, dtype=np.uint8),
+        } | replace
+        mirror = tmp_path / "mirror"
+        mirror.mkdir(exist_ok=True)
+        files = {key: write_idx_gz(mirror / f"{key}.gz", a) for key, a in arrays.items()}
+        dataset = IDXDataset("tiny", files, (str(mirror),), "TINY", n_train=40, n_test=10,
+                             image_shape=(4, 4), num_classes=3)
+        monkeypatch.setitem(DATASETS, "tiny", dataset)
+        return TinyData(mirror, dataset, arrays)
+
+    return make
+
+
+@pytest.fixture
+def tiny(make_tiny) -> TinyData:
+    """The default TinyData."""
+    return make_tiny()
 
 
 @dataclass
@@ -34,7 +114,8 @@ class MnistServer:
     404, 500 (always), 500-once, html (status 200 with a web page), html-binary
     (the page sent as application/octet-stream), corrupt (one byte flipped),
     drop (the first response stops halfway, then Range is honoured),
-    drop-no-range (same, but Range is ignored), slow (waits 1 s before answering).
+    drop-no-range (same, but Range is ignored), slow (waits 1 s before answering),
+    trickle (sends 100 bytes every 0.1 s: 1 kB/s).
     """
 
     url: str
@@ -82,10 +163,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         if mode in ("drop", "drop-no-range") and first:
             # Promise the whole body, deliver half, hang up: a dropped connection.
-            return self._reply(state, mode, name, status, body, "application/gzip", headers, cut=len(body) // 2)
-        return self._reply(state, mode, name, status, body, "application/gzip", headers)
+            return self._reply(state, mode, name, status, body, "application/gzip", headers,
+                               cut=len(body) // 2)
+        return self._reply(state, mode, name, status, body, "application/gzip", headers,
+                           trickle=mode == "trickle")
 
-    def _reply(self, state, mode, name, status, body, ctype, headers=None, cut=None) -> None:
+    def _reply(self, state, mode, name, status, body, ctype, headers=None, cut=None,
+               trickle=False) -> None:
         state.log.append((mode, name, self.headers.get("Range"), status))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -93,7 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body if cut is None else body[:cut])
+        if trickle:
+            for start in range(0, len(body), 100):
+                self.wfile.write(body[start:start + 100])  # raises once the client has left
+                time.sleep(0.1)
+        else:
+            self.wfile.write(body if cut is None else body[:cut])
         self.close_connection = True
 
 
@@ -110,7 +199,8 @@ def mnist_server(mnist_files):
     """A fresh MnistServer on 127.0.0.1 serving the real MNIST files."""
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.state = MnistServer(f"http://127.0.0.1:{httpd.server_address[1]}", mnist_files)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     try:
         yield httpd.state

@@ -34,7 +34,8 @@ def test_gzipped_file_is_detected_and_decompressed(tmp_path):
     np.testing.assert_array_equal(read_idx(path), [5, 0, 4])
 
 
-@pytest.mark.parametrize("dtype, code", [(np.int16, 0x0B), (np.int32, 0x0C), (np.float32, 0x0D), (np.float64, 0x0E)])
+@pytest.mark.parametrize("dtype, code", [(np.int16, 0x0B), (np.int32, 0x0C), (np.float32, 0x0D),
+                                         (np.float64, 0x0E)])
 def test_multibyte_types_are_big_endian_and_returned_native(dtype, code):
     values = np.array([[1, -2], [300, 70000 if dtype != np.int16 else 3]], dtype=dtype)
     array = parse_idx(idx_bytes(values, code))
@@ -45,7 +46,9 @@ def test_multibyte_types_are_big_endian_and_returned_native(dtype, code):
 def test_truncated_data_names_file_and_sizes(tmp_path):
     path = tmp_path / "short-idx3-ubyte"
     path.write_bytes(idx_bytes(IMAGES, 0x08)[:-5])
-    with pytest.raises(IDXError, match=r"short-idx3-ubyte: truncated: header says shape \(2, 3, 4\) \(24 data bytes\) but only 19"):
+    message = (r"short-idx3-ubyte: truncated: header says shape \(2, 3, 4\) "
+               r"\(24 data bytes\) but only 19")
+    with pytest.raises(IDXError, match=message):
         read_idx(path)
 
 

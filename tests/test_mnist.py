@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-import struct
+import stat
 
 import numpy as np
 import pytest
 
-from datasets import DATASETS, DownloadError, IDXDataset, default_root, load_mnist, split_validation
+from datasets import DATASETS, DownloadError, IDXError, default_root, load_mnist
 from datasets.download import RetryPolicy
+from datasets.memo import SIDECAR_NAME
 from datasets.mnist import resolve_mirrors
-from datasets.verify import SIDECAR_NAME, FileSpec, sha256_of
+from datasets.split import split_validation
+from datasets.verify import sha256_of
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 TRAIN_PIXEL_SUM = 1567298545  # of the uint8 training images
@@ -23,7 +24,8 @@ FAST = RetryPolicy(attempts=1, backoff=0.0, read_timeout=2.0)
 
 def cache_contents(root) -> list[str]:
     """The folder's files, with the .npy cache names' digest part elided."""
-    return sorted(name if not name.endswith(".npy") else name.split(".")[0] + ".npy" for name in os.listdir(root))
+    return sorted(name if not name.endswith(".npy") else name.split(".")[0] + ".npy"
+                  for name in os.listdir(root))
 
 
 COMPLETE_CACHE = sorted(GZ_NAMES + [n.replace(".gz", ".npy") for n in GZ_NAMES] + [SIDECAR_NAME])
@@ -44,7 +46,8 @@ def mnist_copy(tmp_path, mnist_root):
 
 
 def test_load_over_http_end_to_end(tmp_path, mnist_server):
-    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, mirrors=[mnist_server.base("ok")], policy=FAST)
+    (x_train, t_train), (x_test, t_test) = load_mnist(tmp_path, mirrors=[mnist_server.base("ok")],
+                                                      policy=FAST)
     assert x_train.shape == (60000, 784) and x_train.dtype == np.float32
     assert x_test.shape == (10000, 784) and x_test.dtype == np.float32
     assert t_train.dtype == np.int64 and t_test.shape == (10000,)
@@ -65,7 +68,8 @@ def test_verified_cache_works_with_no_mirror_reachable(mnist_root, mnist_dead_mi
 
 
 def test_unnormalized_unflattened_images_are_uint8_nchw(mnist_root):
-    (x_train, _), (x_test, _) = load_mnist(mnist_root, normalize=False, flatten=False, download=False)
+    (x_train, _), (x_test, _) = load_mnist(mnist_root, normalize=False, flatten=False,
+                                           download=False)
     assert x_train.shape == (60000, 1, 28, 28) and x_train.dtype == np.uint8
     assert x_test.shape == (10000, 1, 28, 28) and int(x_test.max()) == 255
     x_train[0, 0, 0, 0] = 1  # an ordinary writable array, not the read-only cache
@@ -85,6 +89,17 @@ def test_one_hot_labels(mnist_root):
     assert t_train.sum() == 60000
 
 
+def test_one_hot_label_is_the_books_name_for_one_hot(tmp_path, tiny):
+    (_, t), (_, tt) = load_mnist(tmp_path, name="tiny", one_hot_label=True)
+    assert t.shape == (40, 3) and tt.shape == (10, 3)
+    np.testing.assert_array_equal(t.argmax(axis=1), tiny.arrays["train_labels"])
+
+
+def test_one_hot_and_one_hot_label_that_disagree_are_refused(tmp_path, tiny):
+    with pytest.raises(TypeError, match="one_hot=True and one_hot_label=False"):
+        load_mnist(tmp_path, name="tiny", one_hot=True, one_hot_label=False)
+
+
 def test_damaged_gz_in_cache_is_replaced(mnist_copy, mnist_files):
     victim = mnist_copy / "t10k-labels-idx1-ubyte.gz"
     victim.write_bytes(victim.read_bytes()[:1000])  # a partial download from some other tool
@@ -96,7 +111,9 @@ def test_damaged_gz_in_cache_is_replaced(mnist_copy, mnist_files):
 def test_damaged_npy_cache_is_rebuilt(mnist_copy, keep):
     npy = next(mnist_copy.glob("train-images-idx3-ubyte.*.npy"))
     npy.write_bytes(npy.read_bytes()[:keep])
-    (x_train, _), _ = load_mnist(mnist_copy, normalize=False, download=False)
+    rebuilt = f"{npy.name}: unreadable.*rebuilding it from train-images"
+    with pytest.warns(UserWarning, match=rebuilt):
+        (x_train, _), _ = load_mnist(mnist_copy, normalize=False, download=False)
     assert x_train.shape == (60000, 784) and int(x_train.sum(dtype=np.int64)) == TRAIN_PIXEL_SUM
     assert npy.stat().st_size > 47_000_000
 
@@ -110,7 +127,8 @@ def test_download_false_with_missing_files_explains_what_to_do(tmp_path):
     assert all(name in message for name in GZ_NAMES)
 
 
-def test_all_mirrors_failing_is_one_clear_error_and_leaves_nothing(tmp_path, mnist_server, mnist_dead_mirror):
+def test_all_mirrors_failing_is_one_clear_error_and_leaves_nothing(tmp_path, mnist_server,
+                                                                   mnist_dead_mirror):
     mirrors = [mnist_dead_mirror, mnist_server.base("html"), mnist_server.base("corrupt")]
     with pytest.raises(DownloadError) as info:
         load_mnist(tmp_path, mirrors=mirrors, policy=FAST)
@@ -142,34 +160,39 @@ def test_default_folder_is_per_user_cache(monkeypatch, tmp_path):
     assert resolve_mirrors(DATASETS["mnist"])[-1] == "http://yann.lecun.com/exdb/mnist/"
 
 
-def _tiny_idx(tmp_path, name, array):
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = gzip.compress(header + array.tobytes())
-    (tmp_path / name).write_bytes(data)
-    return FileSpec(name, len(data), sha256_of(tmp_path / name))
-
-
-def test_another_idx_dataset_is_just_a_table_entry(tmp_path, monkeypatch):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    rng = np.random.default_rng(0)
-    files = {
-        "train_images": _tiny_idx(mirror, "a.gz", rng.integers(0, 256, (3, 2, 2), dtype=np.uint8)),
-        "train_labels": _tiny_idx(mirror, "b.gz", np.array([2, 0, 1], dtype=np.uint8)),
-        "test_images": _tiny_idx(mirror, "c.gz", rng.integers(0, 256, (1, 2, 2), dtype=np.uint8)),
-        "test_labels": _tiny_idx(mirror, "d.gz", np.array([1], dtype=np.uint8)),
-    }
-    tiny = IDXDataset("tiny", files, (str(mirror),), "TINY", n_train=3, n_test=1, image_shape=(2, 2), num_classes=3)
-    monkeypatch.setitem(DATASETS, "tiny", tiny)
+def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):
     (x, t), (xt, tt) = load_mnist(tmp_path / "root", name="tiny", one_hot=True)
-    assert x.shape == (3, 4) and xt.shape == (1, 4)
-    assert t.tolist() == [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    assert x.shape == (40, 16) and xt.shape == (10, 16)
+    np.testing.assert_array_equal(x, tiny.arrays["train_images"].reshape(40, 16) / np.float32(255))
+    np.testing.assert_array_equal(t.argmax(axis=1), tiny.arrays["train_labels"])
+    assert tt.shape == (10, 3) and tt.sum() == 10
+
+
+def test_label_outside_the_classes_is_an_error_naming_file_index_and_value(tmp_path, make_tiny):
+    labels = np.zeros(40, dtype=np.uint8)
+    labels[[5, 30]] = [7, 200]
+    make_tiny(train_labels=labels)
+    message = r"train_labels\.gz: label 7 at index 5 is outside \[0, 3\) \(2 of 40 labels are\)"
+    with pytest.raises(IDXError, match=message):
+        load_mnist(tmp_path / "root", name="tiny")
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_created_files_get_the_users_umask(tmp_path, tiny, mask, mode):
+    old = os.umask(mask)
+    try:
+        load_mnist(tmp_path / "root", name="tiny")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "root").iterdir()}
+    assert len(modes) == 9  # four .gz, four .npy caches, the checksum sidecar
+    assert modes == dict.fromkeys(modes, mode)
 
 
 def test_split_validation_is_reproducible_and_partitions():
     x = np.arange(100).reshape(50, 2)
     t = np.arange(50)
-    (x_tr, t_tr), (x_va, t_va) = split_validation(x, t, 10, seed=3)
+    (_, t_tr), (x_va, t_va) = split_validation(x, t, 10, seed=3)
     (_, t_tr2), (_, t_va2) = split_validation(x, t, 10, seed=3)
     assert len(t_va) == 10 and len(t_tr) == 40
     assert sorted(np.concatenate([t_tr, t_va]).tolist()) == list(range(50))
