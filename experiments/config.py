@@ -46,6 +46,18 @@ class Text(Check):
         return value
 
 
+class Name(Text):
+    """A run's name: a text that is one folder name (no / or \\, not . or ..)."""
+
+    allowed = "a name without / or \\"
+
+    def __call__(self, value):
+        value = super().__call__(value)
+        if "/" in value or "\\" in value or value in (".", ".."):
+            raise Invalid(f"the name {value!r} would leave the runs folder; use a plain name without / or \\")
+        return value
+
+
 class TextList(Check):
     """A list of web addresses or folders (or one text, comma-separated)."""
 
@@ -173,7 +185,7 @@ def catalogue():
 # ---- every setting the framework's classes do not state, its default and its check
 
 SCHEMA = {
-    "name": (None, Optional(Text())),  # label used in the run folder's name; null = the config file's name
+    "name": (None, Optional(Name())),  # label used in the run folder's name; null = the config file's name
     "data": {
         "dataset": ("mnist", OneOf("mnist", "fashion", "synthetic")),  # synthetic: Gaussian blobs, no files
         "dir": (None, Optional(Text())),  # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>

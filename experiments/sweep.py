@@ -38,6 +38,16 @@ def combinations(config, user, source):
                               + ".")
         matches.append((path, value, settings))
 
+    for key, values in grid.items():
+        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if repeated is not None:
+            raise ConfigError(f"{source}: sweep.grid.{key}: lists {repeated!r} more than once (as written "
+                              "or as the same number); each combination runs once.")
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    if count > MAX_RUNS:
+        raise ConfigError(f"{source}: sweep.grid: {count:,} combinations; a sweep runs at most {MAX_RUNS}.")
     runs = []
     for values in itertools.product(*grid.values()):
         chosen = dict(zip(grid, values))
@@ -55,21 +65,51 @@ def combinations(config, user, source):
     return runs
 
 
+MAX_RUNS = 1000
+
+
 def folder_name(label):
-    """A label made safe as a folder name."""
-    return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", label)
+    """A label made safe as a folder name: one path component, never '.' or '..', at most 120 characters."""
+    name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", label).strip(".")[:120]
+    return name or "run"
+
+
+def folder_names(labels):
+    """A distinct folder name for each label: labels that make the same name (α and β both make
+    '_') get -2, -3 ... in order."""
+    names, taken = [], set()
+    for label in labels:
+        name, n = folder_name(label), 1
+        while name in taken:
+            n += 1
+            name = f"{folder_name(label)}-{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def read_summary(sub):
+    """A finished run's summary.json, or None when it is missing or damaged (the run is then
+    continued from its checkpoint, or run again)."""
+    try:
+        summary = json.loads((sub / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and isinstance(summary.get("status"), str) else None
 
 
 def run_sweep(config, user, folder, log, source, resume=False):
     """Runs every combination (skipping finished ones when resuming); returns the ranked table."""
     runs = combinations(config, user, source)
     log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
+    names = folder_names([label for label, _, _ in runs])
     rows = []
-    for i, (label, chosen, run_config) in enumerate(runs, 1):
-        sub = folder / folder_name(label)
+    for i, ((label, chosen, run_config), name) in enumerate(zip(runs, names), 1):
+        sub = folder / name
         log(f"\n=== sweep run {i}/{len(runs)}: {label}  ({sub})")
-        if resume and (sub / "summary.json").exists():
-            summary = json.loads((sub / "summary.json").read_text(encoding="utf-8"))
+        done = read_summary(sub) if resume else None
+        if done is not None:
+            summary = done
             log(f"already done: {summary['status']}")
         else:
             continuing = resume and (sub / "checkpoint.npz").exists()
@@ -80,7 +120,7 @@ def run_sweep(config, user, folder, log, source, resume=False):
                 summary = train(run_config, sub, log, resume=continuing)
             except Diverged as e:
                 log(f"diverged: {e}; the sweep goes on")
-                summary = json.loads((sub / "summary.json").read_text(encoding="utf-8"))
+                summary = read_summary(sub)
             except Interrupted as e:
                 raise Interrupted(folder, e.epoch) from None
             finally:
