@@ -215,6 +215,7 @@ SCHEMA = {
     },
     "training": {
         "epochs": (10, Integer(1)),  # passes over the training set
+        "max_steps": (None, Optional(Integer(1))),  # end after this many steps in all (mid-epoch); null = off
         "seed": (0, Integer(0)),  # seeds the one random generator: split, init, order, dropout
         "eval_every": (1, Integer(1)),  # evaluate on validation and test every this many epochs (and the last)
         "patience": (None, Optional(Integer(1))),  # early stopping: evaluations without a better val acc; null = off

@@ -73,10 +73,9 @@ def record_overrides(folder, config, sweep_user, overrides):
         save_config(sweep_user if sweep_user is not None else config, folder, note)
 
 
-def trim_bias_csv(folder, epochs_done, columns):
-    """Keeps bias_grads.csv's complete rows of epochs 1..epochs_done: rows logged after the
-    checkpoint are trained again, and a row torn by a kill mid-write is dropped."""
-    path = folder / "bias_grads.csv"
+def trim_csv(path, epochs_done, columns):
+    """Keeps a log CSV's complete rows of epochs 1..epochs_done (bias_grads.csv, steps.csv): rows
+    logged after the checkpoint are trained again, and a row torn by a kill mid-write is dropped."""
     if not path.exists():
         return
     text = path.read_text(encoding="utf-8", errors="replace")

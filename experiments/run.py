@@ -14,12 +14,12 @@ from framework.callbacks import epoch_line
 from .build import build_model, build_optimizer, build_schedule, load_data, parameter_count
 from .plots import plot_run
 from .memory import check_fits, data_bytes, training_bytes
-from .resume import restore, trim_bias_csv
+from .resume import restore, trim_csv
 from .summary import summarize, write_summary
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds"]
-BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape", "db_shape", "db_norm",
+BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape", "db_shape", "db_norm", "sum_norm",
                 "sum_check", "ones_check", "numeric_rel_err", "db_sum", "identity_check", "top_class", "top_db"]
 
 
@@ -61,6 +61,28 @@ class BiasCSV:
             if new:
                 writer.writeheader()
             writer.writerows(records)
+
+
+class StepsCSV(F.Callback):
+    """steps.csv: every step's training loss and learning rate (for per-iteration plots, such as
+    the book's optimizer comparison), appended at the end of each epoch."""
+
+    COLUMNS = ["step", "epoch", "loss", "lr"]
+
+    def __init__(self, folder):
+        self.path, self.rows = folder / "steps.csv", []
+
+    def on_step_end(self, state):
+        self.rows.append((state.step, state.epoch, state.loss, state.optimizer.lr))
+
+    def on_epoch_end(self, state):
+        new = not self.path.exists()
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            if new:
+                writer.writerow(self.COLUMNS)
+            writer.writerows(self.rows)
+        self.rows = []
 
 
 class MetricsCSV(F.Callback):
@@ -129,7 +151,8 @@ def train(config, folder, log, resume=False):
     if resume:
         start, history = restore(folder, model, optimizer, rng, config)
         earlier_seconds = float(F.load(folder / "checkpoint.npz").get("wall_seconds", 0.0))
-        trim_bias_csv(folder, start, BIAS_COLUMNS)
+        trim_csv(folder / "bias_grads.csv", start, BIAS_COLUMNS)
+        trim_csv(folder / "steps.csv", start, StepsCSV.COLUMNS)
         log(f"resuming {folder} after epoch {start} of {training['epochs']}")
 
     every = training["eval_every"]
@@ -147,10 +170,12 @@ def train(config, folder, log, resume=False):
                   log=BiasCSV(folder, log, config["logging"]["bias_lines"])),
         F.ProgressBar(config["logging"]["progress"], lines=False),
         F.Evaluate({name: split for name, split in splits.items() if split is not None}, every=every),
+        StepsCSV(folder),
         metrics,
         checkpoint,  # epoch 0 (or the restored one) too: a NaN in epoch 1 still leaves a good state
         EpochLog(log),
         *([early] if early else []),
+        *([F.StopAfter(training["max_steps"])] if training["max_steps"] else []),
     ]
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.
@@ -186,5 +211,5 @@ def finish(config, folder, log, history, model, earlier_seconds, started, status
         summary["error"] = error
     write_summary(folder, summary)
     if config["logging"]["plots"]:
-        plot_run(folder, history, log)
+        plot_run(folder, history, config, log)
     return summary

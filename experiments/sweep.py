@@ -103,6 +103,8 @@ def run_sweep(config, user, folder, log, source, resume=False):
     runs = combinations(config, user, source)
     log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
     names = folder_names([label for label, _, _ in runs])
+    differing = settings_that_differ([run_config for _, _, run_config in runs])
+    differing_keys = list(differing[0])
     rows = []
     for i, ((label, chosen, run_config), name) in enumerate(zip(runs, names), 1):
         sub = folder / name
@@ -129,13 +131,55 @@ def run_sweep(config, user, folder, log, source, resume=False):
             # frames hold the finished run's data and model until a collection: collect before
             # the next run loads its own, or the runs' memory stacks up.
             gc.collect()
-        rows.append({"run": label, **chosen, **summary, "folder": sub.name})
+        rows.append({"run": label, **differing[i - 1], **summary, "folder": sub.name})
     table = rank(rows)
     table.to_csv(folder / "comparison.csv", index=False)
-    log("\n" + table.drop(columns=["folder"]).to_string(index=False))
+    labels = run_labels(table, differing_keys)
+    log("\n" + narrow(table, labels).to_string(index=False))
+    log(f"(every column in {folder / 'comparison.csv'})")
     if config["logging"]["plots"]:
-        plot_comparison(folder, table, log)
+        plot_comparison(folder, table, labels, log)
     return table
+
+
+def flatten(config, prefix=""):
+    """{"optimizer.lr": 0.01, ...} for a resolved config (lists, such as the model, as one value)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_that_differ(configs):
+    """Per run, {key path: value} of every setting whose value is not the same in all runs."""
+    flat = [flatten(config) for config in configs]
+    keys = [k for k in flat[0] if any(f.get(k) != flat[0][k] for f in flat)]
+    keys += [k for f in flat for k in f if k not in flat[0] and k not in keys]
+    return [{k: f.get(k) for k in keys} for f in flat]
+
+
+def run_labels(table, keys):
+    """A short name per run: the settings that every run has and that differ, as name=value
+    (`lr=0.01` for optimizer.lr, `optimizer=adam` for optimizer.name)."""
+    shared = [k for k in keys if table[k].notna().all()]
+    short = {k: k.split(".")[-2] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in shared}
+    return [", ".join(f"{short[k]}={row[k]}" for k in shared) or row["run"] for row in table.to_dict("records")]
+
+
+def narrow(table, labels):
+    """The columns a console has room for: rank, the run's differing settings, its results."""
+    columns = {"best_val_accuracy": "best val", "test_accuracy": "test", "epochs": "epochs",
+               "train_seconds": "seconds", "status": "status"}
+    out = pd.DataFrame({"rank": table["rank"], "run": labels})
+    for column, title in columns.items():
+        if column in table:
+            values = table[column]
+            out[title] = [f"{v:.2%}" if isinstance(v, float) and column.endswith("accuracy") else v
+                          for v in values]
+    return out
 
 
 def rank(rows):

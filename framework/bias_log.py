@@ -55,6 +55,7 @@ def bias_report(model, loss_fn, x, t, step, epoch, entries=3, eps=1e-6):
             "event": "bias", "step": step, "epoch": epoch, "layer": b.name,
             "batch_size": len(dy), "positions": len(rows), "dY_shape": tuple(dy.shape),
             "db_shape": tuple(b.data.shape), "db_norm": float(np.linalg.norm(db)),
+            "sum_norm": float(np.linalg.norm(per_example)),
             "sum_check": float(np.abs(db - per_example).max()),
             "ones_check": float(np.abs(db - np.ones(len(rows), dy.dtype) @ rows).max()),
         })
