@@ -67,21 +67,9 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def in_child_with_coretype(name):
-    """Runs this benchmark again in a child process whose environment sets OPENBLAS_CORETYPE
-    (OpenBLAS reads it once, when numpy loads it); returns the child's exit code."""
-    import subprocess
-    argv = [a for a in sys.argv[1:] if not a.startswith("--coretype")]
-    if "--coretype" in sys.argv:
-        at = sys.argv.index("--coretype")
-        argv = sys.argv[1:at] + sys.argv[at + 2:]
-    env = {**os.environ, "OPENBLAS_CORETYPE": name}
-    return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
+import numpy as np
 
-
-import numpy as np  # noqa: E402
-
-import framework as fw  # noqa: E402
+import framework as fw
 
 # --- environment ----------------------------------------------------------------------------
 
@@ -476,5 +464,6 @@ def main(args):
 if __name__ == "__main__":
     ARGS = parse_args()
     if ARGS.coretype:
-        sys.exit(in_child_with_coretype(ARGS.coretype))
+        from child_env import rerun_with_coretype  # beside this script
+        sys.exit(rerun_with_coretype(__file__, ARGS.coretype))
     torch_worker(ARGS) if ARGS.torch_worker else main(ARGS)

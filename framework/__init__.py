@@ -3,6 +3,8 @@ from .parameter import Parameter
 from .broadcast import sum_to
 from .checks import Invalid
 from .layers import Layer, ReLU, Sigmoid, Tanh, LeakyReLU, Softmax, Dropout, Affine
+from .conv import Flatten, MaxPool2D, Conv2D
+from .batchnorm import BatchNorm
 from .losses import SoftmaxCrossEntropy
 from .sequential import Sequential
 from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW
@@ -18,7 +20,7 @@ from .registry import layers, optimizers
 
 __all__ = [
     "Parameter", "sum_to", "Invalid", "Layer", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
-    "Dropout", "Affine", "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum",
+    "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm", "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum",
     "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW", "Constant", "StepDecay", "Cosine", "Warmup",
     "gradcheck", "numeric_grad", "save", "load", "load_model", "CheckpointError", "evaluate",
     "bias_report", "format_bias", "format_bias_step", "Callback", "NonFiniteError", "LRSchedule",

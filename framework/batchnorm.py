@@ -1,0 +1,108 @@
+"""Batch normalisation: each channel brought to mean 0 and variance 1, then scaled and shifted."""
+from typing import ClassVar
+
+import numpy as np
+
+from .broadcast import sum_to
+from .checks import Integer, Real, checked
+from .layers import Layer
+from .parameter import Parameter
+
+
+class BatchNorm(Layer):
+    """y = gamma * x_hat + beta,  x_hat = (x - mean) / sqrt(var + eps), for each channel c (axis 1).
+
+    Shapes: x and y (N, C) or (N, C, H, W); gamma, beta, running_mean, running_var (C,). Each
+    channel has n = N (or N*H*W) values in a batch, over which every mean and sum below runs.
+    Training: mean and var of the batch, var biased (divided by n), and, as in PyTorch,
+        running_mean <- (1 - momentum) * running_mean + momentum * mean
+        running_var  <- (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+    (unbiased there). Evaluation (train=False): mean and var are the running ones.
+    Backward, with s = gamma / sqrt(var + eps):
+        dbeta  = sum of dy                        (C,): beta is broadcast over the n values
+        dgamma = sum of dy * x_hat                (C,)
+        dx     = s * (dy - (dbeta + x_hat * dgamma) / n)     in training
+        dx     = s * dy                                      in evaluation
+    In training mean and var depend on x too, which adds the terms divided by n; in evaluation
+    they are constants and y is an affine map of x, channel by channel.
+    num_features: C; momentum in [0, 1]; eps > 0 keeps the division finite.
+    """
+
+    bias = "beta"
+    from_input: ClassVar = {"num_features": lambda shape: shape[0]}
+    xc = None
+
+    @checked
+    def __init__(self, num_features: Integer(1), momentum: Real(0, 1) = 0.1,
+                 eps: Real(0, low_open=True) = 1e-5, dtype=np.float32, name=None):
+        self.num_features, self.momentum, self.eps = num_features, momentum, eps
+        self.gamma = Parameter(np.ones(num_features, dtype), "gamma")
+        self.beta = Parameter(np.zeros(num_features, dtype), "beta")
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+        self.name = name
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def buffers(self):
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def channel_shape(self, x):
+        """(1, C) or (1, C, 1, 1): a per-channel array broadcast against x."""
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
+            c = self.num_features
+            raise ValueError(f"{self.name or 'BatchNorm'}: expects input (N, {c}) or "
+                             f"(N, {c}, H, W), got {x.shape}")
+        return (1, self.num_features) + (1,) * (x.ndim - 2)
+
+    def forward(self, x, train=False):
+        shape = self.channel_shape(x)
+        if train:
+            n = x.size // self.num_features
+            if n < 2:
+                raise ValueError(f"{self.name or 'BatchNorm'}: training needs more than one value "
+                                 f"per channel to take a variance, got input of shape {x.shape}")
+            mean = sum_to(x, shape) / n
+            xc = x - mean
+            var = channel_sum(xc, xc) / n
+            # In place: state_dict and a loaded checkpoint hold these very arrays.
+            self.running_mean *= 1 - self.momentum
+            self.running_mean += self.momentum * mean.reshape(-1)
+            self.running_var *= 1 - self.momentum
+            self.running_var += self.momentum * n / (n - 1) * var
+        else:
+            xc = x - self.running_mean.reshape(shape)
+            var = self.running_var
+        inv_std = 1 / np.sqrt(var.reshape(shape) + self.eps)
+        # x_hat = xc * inv_std is never made: y and the gradients fold inv_std into per-channel
+        # factors, which saves passes over the data.
+        self.xc, self.inv_std, self.train = xc, inv_std, train
+        y = xc * (self.gamma.data.reshape(shape) * inv_std)
+        y += self.beta.data.reshape(shape)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        xc = self.needs(self.xc)
+        shape = (1, self.num_features) + (1,) * (dy.ndim - 2)
+        inv_std = self.inv_std
+        dbeta = sum_to(dy, shape)  # beta is broadcast over the batch (and positions): a sum
+        dgamma = channel_sum(dy, xc).reshape(shape) * inv_std  # sum of dy * x_hat
+        self.beta.grad, self.gamma.grad = dbeta.reshape(-1), dgamma.reshape(-1)
+        if not need_dx:
+            return None
+        s = self.gamma.data.reshape(shape) * inv_std
+        if not self.train:
+            return dy * s
+        n = dy.size // self.num_features
+        dx = xc * (inv_std * dgamma / n)  # x_hat * dgamma / n
+        dx += dbeta / n
+        np.subtract(dy, dx, out=dx)
+        dx *= s
+        return dx
+
+
+def channel_sum(a, b):
+    """sum of a * b over every axis but axis 1, the channels: (C,), with no a * b array made."""
+    n, c = a.shape[:2]
+    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))

@@ -1,0 +1,244 @@
+"""Layers for images: Flatten, MaxPool2D and Conv2D, on batches of shape (N, C, H, W).
+
+Conv2D works channels-last inside: a padded copy of the input of shape (N, H, W, C) makes each
+window's kh*kw*C numbers kh runs of kw*C contiguous ones, cheap to copy into the rows of im2col's
+matrix. Its output and input gradient are ordinary C-contiguous (N, C, H, W) arrays: the layers
+after it (BatchNorm, ReLU, MaxPool2D) then see one memory layout, which numpy is fastest on.
+"""
+import math
+from typing import ClassVar
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .broadcast import reuse, sum_to
+from .checks import Either, Integer, OneOf, Optional, Real, Size, checked
+from .layers import Layer
+from .parameter import Parameter
+
+
+def output_size(size, kernel, stride, padding):
+    """How many windows of `kernel` fit along an axis of `size` plus `padding` on both sides."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def checked_images(layer, x, channels=None):
+    """x when it is a batch of images (N, C, H, W) with `channels` channels, else a ValueError."""
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        c = "C" if channels is None else channels
+        raise ValueError(f"{layer.name or type(layer).__name__}: expects input (N, {c}, H, W), "
+                         f"got {x.shape}")
+    return x
+
+
+def window_grid(layer, image, kernel, stride, padding=(0, 0)):
+    """(H', W'): how many windows fit down and across an (H, W) image; ValueError if none does."""
+    out = tuple(map(output_size, image, kernel, stride, padding))
+    if min(out) < 1:
+        (h, w), (kh, kw), (ph, pw) = image, kernel, padding
+        padded = f" (padded: {h + 2 * ph}x{w + 2 * pw})" if ph or pw else ""
+        raise ValueError(f"{layer.name or type(layer).__name__}: an input of {h}x{w}{padded} is "
+                         f"smaller than the {kh}x{kw} kernel")
+    return out
+
+
+def strided(offset, stride, count):
+    """The slice of an axis that `count` windows `stride` apart meet at kernel offset `offset`."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+class Flatten(Layer):
+    """y = x.reshape(N, -1): (N, C, H, W) -> (N, C*H*W) in (C, H, W) order; dx = dy.reshape(x.shape)
+
+    The step from images to an Affine layer (which flattens too; this says so in a config).
+    """
+
+    x_shape = None
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def forward(self, x, train=False):
+        self.x_shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy, need_dx=True):
+        x_shape = self.needs(self.x_shape)
+        return dy.reshape(x_shape) if need_dx else None
+
+
+class MaxPool2D(Layer):
+    """y[n, c, i, j] = max of x[n, c] over the kh x kw window at (i*sh, j*sw); dx: dy to its argmax.
+
+    Shapes: x (N, C, H, W), y (N, C, H', W') with H' = (H - kh) // sh + 1, W' likewise.
+    The stride defaults to the kernel size (windows side by side); a smaller stride makes
+    windows overlap, and an entry of x that is the max of several windows receives the sum of
+    their gradients. Ties go to the first max in the window, row by row, as in PyTorch.
+    """
+
+    short_names: ClassVar = {"kernel_size": "kernel"}
+    x = None
+
+    @checked
+    def __init__(self, kernel_size: Size(), stride: Optional(Size()) = None, name=None):
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.name = name
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        return (c, *window_grid(self, (h, w), self.kernel_size, self.stride))
+
+    def windows_at_offsets(self, out):
+        """(k, index) for each kernel offset k (row by row): x[index] holds, for every window,
+        its entry at that offset; out = (H', W') windows."""
+        (kh, kw), (sh, sw), (oh, ow) = self.kernel_size, self.stride, out
+        for i in range(kh):
+            for j in range(kw):
+                yield i * kw + j, (slice(None), slice(None), strided(i, sh, oh), strided(j, sw, ow))
+
+    def forward(self, x, train=False):
+        checked_images(self, x)
+        out = window_grid(self, x.shape[2:], self.kernel_size, self.stride)
+        offsets = self.windows_at_offsets(out)
+        _, first = next(offsets)
+        y = x[first].copy()
+        for _, index in offsets:
+            np.maximum(y, x[index], out=y)
+        self.x, self.y, self.out = x, y, out
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x, y = self.needs(self.x), self.y
+        if not need_dx:
+            return None
+        dx = np.zeros(x.shape, np.result_type(dy, x))
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        overlapping = sh < kh or sw < kw
+        last = kh * kw - 1
+        # Offsets in the window's order: a max is claimed by the first offset that holds it, and
+        # one no earlier offset claimed is at the last.
+        claimed = np.zeros(y.shape, bool)
+        for k, index in self.windows_at_offsets(self.out):
+            at_max = ~claimed if k == last else x[index] == y
+            if 0 < k < last:
+                at_max &= ~claimed
+            claimed |= at_max
+            if overlapping:  # windows can share an argmax: their gradients add up there
+                dx[index] += dy * at_max
+            else:  # each entry of x is in one window at most
+                np.multiply(dy, at_max, out=dx[index])
+        return dx
+
+
+class Conv2D(Layer):
+    """y[n, o] = b[o] + sum over c, i, j of W[o, c, i, j] * xpad[n, c, i + s*h', j + s*w'].
+
+    Shapes: x (N, C, H, W); W (out, C, kh, kw) (PyTorch's layout); b (out,); y (N, out, H', W')
+    with H' = (H + 2 ph - kh) // sh + 1, W' likewise; xpad is x with ph rows and pw columns of
+    zeros on each side. As matrices: each window of xpad, read as a row of kh*kw*C numbers, is
+    one row of X (N*H'*W', kh*kw*C) (im2col), W is Wm (out, kh*kw*C) with columns in the same
+    order, and with dY (N*H'*W', out) the rows of dy:
+        y  = X @ Wm.T + b
+        dW = dY.T @ X                     (out, kh*kw*C), back to (out, C, kh, kw)
+        db = dY.sum(axis=0)               (out,): dy.sum(axis=(0, 2, 3))
+        dX = dY @ Wm, then col2im: each row of dX added back to the window it came from.
+
+    kernel_size, stride, padding: a number or a pair (height, width) (in configs `kernel`,
+    `pad`); out_channels in configs `out`. init: "he" (std sqrt(2/fan_in), fan_in = C*kh*kw,
+    for ReLU), "xavier" (std sqrt(1/fan_in)) or a number, the weights' std; b starts at zero.
+    """
+
+    bias = "b"
+    from_input: ClassVar = {"in_channels": lambda shape: shape[0]}
+    short_names: ClassVar = {"out_channels": "out", "kernel_size": "kernel", "padding": "pad"}
+    cols = xpad = YT = dYT = dX = dxpad = None
+
+    @checked
+    def __init__(self, in_channels: Integer(1), out_channels: Integer(1), kernel_size: Size(),
+                 stride: Size() = 1, padding: Size(0) = 0,
+                 init: Either(OneOf("he", "xavier"), Real(0, low_open=True)) = "he",
+                 rng=None, dtype=np.float32, name=None):
+        kh, kw = kernel_size
+        fan_in = in_channels * kh * kw
+        std = {"he": math.sqrt(2 / fan_in), "xavier": math.sqrt(1 / fan_in)}.get(init, init)
+        rng = rng if rng is not None else np.random.default_rng()
+        dtype = np.dtype(dtype).type
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        shape = (out_channels, in_channels, kh, kw)
+        self.W = Parameter(rng.standard_normal(shape, dtype=dtype) * dtype(std), "W")
+        self.b = Parameter(np.zeros(out_channels, dtype=dtype), "b")
+        self.name = name
+
+    def parameters(self):
+        return [self.W, self.b]
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        if c != self.in_channels:
+            raise ValueError(f"{self.name or 'Conv2D'}: expects {self.in_channels} input channels, "
+                             f"got input of shape {tuple(input_shape)}")
+        return (self.out_channels, *window_grid(self, (h, w), self.kernel_size, self.stride,
+                                                self.padding))
+
+    def forward(self, x, train=False):
+        n, c, h, w = checked_images(self, x, self.in_channels).shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh, ow = window_grid(self, (h, w), self.kernel_size, self.stride, self.padding)
+        # The padded input, channels last. Only its interior is written: a kept one's border is 0.
+        xpad = reuse(self.xpad, (n, h + 2 * ph, w + 2 * pw, c), x.dtype)
+        if xpad is not self.xpad:
+            xpad[...] = 0
+        xpad[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+        # im2col: window (h', w') of image n is row (n, h', w') of X, in (i, j, c) order, so that
+        # each row copies kh runs of kw*C contiguous numbers.
+        windows = sliding_window_view(xpad, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+        cols = reuse(self.cols, (n, oh, ow, kh, kw, c), x.dtype)
+        np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
+        self.Wm = self.W.data.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
+        self.cols, self.xpad, self.x_shape = cols, xpad, x.shape
+        X = cols.reshape(n * oh * ow, -1)
+        # Y.T = Wm @ X.T: one row per channel, which the copy into y below reads in long runs.
+        YT = np.matmul(self.Wm, X.T, out=reuse(self.YT, (self.out_channels, len(X)), X.dtype))
+        self.YT = YT
+        y = np.empty((n, self.out_channels, oh, ow), YT.dtype)
+        YT_nchw = YT.reshape(self.out_channels, n, oh, ow).transpose(1, 0, 2, 3)
+        np.add(YT_nchw, self.b.data[:, None, None], out=y)  # the same b at every example, position
+        return y
+
+    def backward(self, dy, need_dx=True):
+        cols = self.needs(self.cols)
+        n, oh, ow, kh, kw, c = cols.shape
+        out = self.out_channels
+        X = cols.reshape(n * oh * ow, -1)
+        # dY.T, (out, N*H'*W'), contiguous: dy's channels first, copied in runs of H'*W' numbers.
+        dYT = reuse(self.dYT, (out, n, oh, ow), dy.dtype)
+        np.copyto(dYT, dy.transpose(1, 0, 2, 3))
+        self.dYT = dYT = dYT.reshape(out, -1)
+        dW = (dYT @ X).reshape(out, kh, kw, c).transpose(0, 3, 1, 2)
+        # Into the array W.grad already is, when it fits (see Parameter).
+        self.W.grad = reuse(self.W.grad, self.W.data.shape, dW.dtype)
+        self.W.grad[...] = dW
+        # The conv bias is broadcast over the batch and every position,
+        # so db = dY.sum(axis=(0, 2, 3)).
+        db = sum_to(dy, (1, out, 1, 1)).reshape(out)
+        self.b.grad = db
+        if not need_dx:
+            return None
+        # dX's columns for kernel offset (i, j) are dY @ W[:, :, i, j]: made as kh*kw products
+        # into one (kh, kw, N*H'*W', C) array, so that col2im below adds contiguous blocks.
+        Wk = np.ascontiguousarray(self.W.data.transpose(2, 3, 0, 1))  # (kh, kw, out, C)
+        dX = np.matmul(dYT.T, Wk, out=reuse(self.dX, (kh, kw, len(X), c), X.dtype))
+        self.dX = dX
+        # col2im: each kernel offset (i, j) met one strided slice of xpad; its columns of dX go
+        # back there, for all images and channels at once. Overlapping windows add up.
+        (sh, sw), (ph, pw), (_, _, h, w) = self.stride, self.padding, self.x_shape
+        dxpad = reuse(self.dxpad, self.xpad.shape, dX.dtype)
+        self.dxpad = dxpad
+        dxpad[...] = 0
+        dX = dX.reshape(kh, kw, n, oh, ow, c)
+        for i in range(kh):
+            for j in range(kw):
+                dxpad[:, strided(i, sh, oh), strided(j, sw, ow), :] += dX[i, j]
+        return np.ascontiguousarray(dxpad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2))

@@ -1,0 +1,252 @@
+"""Conv2D, MaxPool2D and Flatten: backward against float64 central differences and PyTorch."""
+import numpy as np
+import pytest
+
+import framework as F
+from framework.numeric import numeric_grad, relative_error
+
+# N, C, out, H, W all different, and kernels, strides and paddings that differ between height
+# and width, so that a mix-up of two axes changes a shape or a value.
+N, C, OUT, H, W = 2, 3, 4, 7, 6
+CONV_CASES = [  # kernel, stride, padding
+    (3, 1, 0),
+    (3, 2, 1),
+    ((3, 2), (2, 1), (1, 0)),
+    ((2, 3), (1, 2), (0, 2)),
+    (1, 1, 0),
+]
+POOL_CASES = [  # kernel, stride
+    (2, None),         # side by side
+    (3, 2),            # overlapping
+    ((2, 3), (1, 2)),  # overlapping down, side by side across
+]
+
+
+def check_layer(layer, x, train=True):
+    """Relative errors of dx and of each parameter's grad for L = sum(y * R), R random (float64)."""
+    x = x.astype(np.float64)
+    for p in layer.parameters():
+        p.data = p.data.astype(np.float64)
+    R = np.random.default_rng(99).standard_normal(layer.forward(x, train=train).shape)
+    loss = lambda: float(np.sum(layer.forward(x, train=train) * R))
+    loss()
+    dx = layer.backward(R.copy())
+    errors = {"x": relative_error(dx.ravel(), numeric_grad(loss, x, np.arange(x.size), 1e-6))}
+    for p in layer.parameters():
+        assert p.grad.shape == p.data.shape and p.grad.dtype == np.float64
+        numeric = numeric_grad(loss, p.data, np.arange(p.data.size), 1e-6)
+        errors[p.name] = relative_error(p.grad.ravel(), numeric)
+    return errors
+
+
+def conv(kernel, stride, padding, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    layer = F.Conv2D(C, OUT, kernel, stride=stride, padding=padding, rng=rng, dtype=dtype)
+    layer.b.data = rng.standard_normal(OUT).astype(dtype)  # not zero, to be general
+    return layer
+
+
+@pytest.mark.parametrize("kernel, stride, padding", CONV_CASES)
+def test_conv_backward_matches_central_differences(kernel, stride, padding):
+    x = np.random.default_rng(1).standard_normal((N, C, H, W))
+    errors = check_layer(conv(kernel, stride, padding), x)
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("kernel, stride", POOL_CASES)
+def test_maxpool_backward_matches_central_differences(kernel, stride):
+    x = np.random.default_rng(2).standard_normal((N, C, H, W))  # no ties: max is differentiable
+    errors = check_layer(F.MaxPool2D(kernel, stride), x)
+    assert errors["x"] < 1e-7, errors
+
+
+def test_flatten_backward_matches_central_differences():
+    x = np.random.default_rng(3).standard_normal((N, C, H, W))
+    assert check_layer(F.Flatten(), x)["x"] < 1e-9
+
+
+def test_a_small_cnn_passes_gradcheck():
+    """The layers after a Conv2D receive its channels-last output: the chain must still be right."""
+    rng = np.random.default_rng(4)
+    model = F.Sequential(F.Conv2D(2, 3, 3, padding=1, rng=rng), F.BatchNorm(3), F.ReLU(),
+                         F.MaxPool2D(3, 2), F.Conv2D(3, 5, 2, stride=2, rng=rng), F.Flatten(),
+                         F.Affine(5, 4, rng=rng))
+    x = rng.standard_normal((3, 2, 7, 7)).astype(np.float32)
+    loss_fn = F.SoftmaxCrossEntropy()
+    model.forward(x, train=True)  # running statistics that are not 0 and 1
+    errors = F.gradcheck(model, loss_fn, x, np.array([0, 3, 1]))
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_conv_bias_gradient_is_dy_summed_over_batch_and_positions():
+    layer = conv(3, 2, 1, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    y = layer.forward(rng.standard_normal((N, C, H, W)))
+    dy = rng.standard_normal(y.shape)
+    layer.backward(dy)
+    np.testing.assert_allclose(layer.b.grad, dy.sum(axis=(0, 2, 3)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_backward_is_the_same_for_either_memory_layout_of_dy(channels_last):
+    layer = conv(3, 2, 1, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((N, C, H, W))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    expected = layer.backward(dy)
+    W_grad = layer.W.grad.copy()
+    if channels_last:
+        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    layer.forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(layer.backward(dy), expected, rtol=1e-13)
+    np.testing.assert_allclose(layer.W.grad, W_grad, rtol=1e-13)
+
+
+@pytest.mark.parametrize("make", [lambda: conv(3, 2, 1), lambda: F.MaxPool2D(3, 2), F.Flatten])
+def test_float32_stays_float32(make):
+    layer = make()
+    x = np.random.default_rng(7).standard_normal((N, C, H, W)).astype(np.float32)
+    y = layer.forward(x, train=True)
+    dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(p.data.dtype == p.grad.dtype == np.float32 for p in layer.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda: conv(3, 1, 1), lambda: F.MaxPool2D(2), F.Flatten])
+def test_backward_leaves_the_incoming_gradient_untouched_and_outputs_are_fresh(make):
+    layer = make()
+    rng = np.random.default_rng(8)
+    y = layer.forward(rng.standard_normal((N, C, H, W)).astype(np.float32))
+    kept = y.copy()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    before = dy.copy()
+    dx = layer.backward(dy)
+    layer.forward(rng.standard_normal((N, C, H, W)).astype(np.float32))  # reuses work arrays
+    layer.backward(rng.standard_normal(y.shape).astype(np.float32))
+    np.testing.assert_array_equal(dy, before)
+    np.testing.assert_array_equal(y, kept)
+    assert dx is not None
+
+
+def test_conv_need_dx_false_fills_grads_and_returns_none():
+    layer = conv(3, 1, 1)
+    y = layer.forward(np.ones((N, C, H, W), np.float32))
+    assert layer.backward(np.ones_like(y), need_dx=False) is None
+    np.testing.assert_array_equal(layer.b.grad, np.full(OUT, N * H * W, np.float32))
+
+
+def test_maxpool_ties_go_to_the_first_max_row_by_row():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 0] = x[0, 0, 1, 2] = 5
+    pool = F.MaxPool2D(3, 1)
+    pool.forward(x)
+    dx = pool.backward(np.ones((1, 1, 2, 2), np.float32))
+    # The two windows starting in column 0 hold both maxima and pick (1, 0), the first;
+    # the two starting in column 1 hold only (1, 2).
+    expected = np.zeros((4, 4), np.float32)
+    expected[1, 0] = expected[1, 2] = 2
+    np.testing.assert_array_equal(dx[0, 0], expected)
+    zeros = np.zeros((1, 1, 3, 3), np.float32)
+    pool.forward(zeros)  # all equal: the top-left entry of each window
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32))[0, 0],
+                                  [[1, 0, 0], [0, 0, 0], [0, 0, 0]])
+
+
+def test_maxpool_overlapping_windows_add_their_gradients():
+    x = np.zeros((1, 1, 5, 5), np.float32)
+    x[0, 0, 2, 2] = 1  # the centre is the max of all four 3x3 windows (stride 2)
+    pool = F.MaxPool2D(3, 2)
+    np.testing.assert_array_equal(pool.forward(x), np.ones((1, 1, 2, 2)))
+    dx = pool.backward(np.array([[[[1, 2], [3, 4]]]], np.float32))
+    assert dx[0, 0, 2, 2] == 10 and dx.sum() == 10
+
+
+@pytest.mark.parametrize("make, shape, expected", [
+    (lambda: F.Conv2D(3, 8, 3, padding=1), (3, 28, 28), (8, 28, 28)),
+    (lambda: F.Conv2D(3, 8, (3, 5), stride=2), (3, 28, 29), (8, 13, 13)),
+    (lambda: F.MaxPool2D(2), (8, 28, 27), (8, 14, 13)),
+    (lambda: F.MaxPool2D(3, 2), (8, 28, 28), (8, 13, 13)),
+    (F.Flatten, (8, 7, 7), (392,)),
+])
+def test_output_shape_matches_forward(make, shape, expected):
+    layer = make()
+    assert layer.output_shape(shape) == expected
+    assert layer.forward(np.zeros((2, *shape), np.float32)).shape == (2, *expected)
+
+
+def test_conv_error_names_the_layer_and_the_shapes():
+    model = F.Sequential(F.Conv2D(3, 4, 3))
+    expected = r"conv2d1: expects input \(N, 3, H, W\), got \(8, 1, 28, 28\)"
+    with pytest.raises(ValueError, match=expected):
+        model.forward(np.zeros((8, 1, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"expects input \(N, 3, H, W\), got \(8, 3, 28\)"):
+        model.forward(np.zeros((8, 3, 28), np.float32))
+
+
+@pytest.mark.parametrize("layer", [F.Conv2D(1, 2, 5, padding=1), F.MaxPool2D(5)])
+def test_an_input_smaller_than_the_kernel_is_refused(layer):
+    with pytest.raises(ValueError, match="smaller than the 5x5 kernel"):
+        layer.forward(np.zeros((1, 1, 2, 4), np.float32))
+    with pytest.raises(ValueError, match="smaller than the 5x5 kernel"):
+        layer.output_shape((1, 2, 4))
+
+
+@pytest.mark.parametrize("layer", [F.Conv2D(1, 2, 3), F.MaxPool2D(2), F.Flatten()])
+def test_backward_before_forward_is_refused(layer):
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.zeros((1, 2, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("init, std", [("he", np.sqrt(2 / 288)), ("xavier", np.sqrt(1 / 288)),
+                                       (0.05, 0.05)])
+def test_conv_init_uses_fan_in_of_channels_times_kernel_area(init, std):
+    layer = F.Conv2D(32, 256, 3, init=init, rng=np.random.default_rng(9))
+    assert layer.W.data.shape == (256, 32, 3, 3) and layer.W.data.dtype == np.float32
+    assert abs(layer.W.data.std() / std - 1) < 0.02
+    assert not layer.b.data.any()
+
+
+def test_settings_and_config_names():
+    assert F.layers()["conv2d"] is F.Conv2D and F.layers()["maxpool2d"] is F.MaxPool2D
+    assert F.Conv2D.from_input["in_channels"]((3, 28, 28)) == 3
+    with pytest.raises(ValueError, match="Conv2D: padding"):
+        F.Conv2D(1, 2, 3, padding=-1)
+    with pytest.raises(ValueError, match="MaxPool2D: kernel_size"):
+        F.MaxPool2D(0)
+
+
+# --- against PyTorch -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel, stride, padding", CONV_CASES)
+def test_conv_matches_torch(kernel, stride, padding):
+    torch = pytest.importorskip("torch")
+    layer = conv(kernel, stride, padding)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    Wt = torch.tensor(layer.W.data, requires_grad=True)
+    bt = torch.tensor(layer.b.data, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, Wt, bt, stride=stride, padding=padding)
+    yt.backward(torch.tensor(dy))
+    for ours, theirs in [(y, yt), (dx, xt.grad), (layer.W.grad, Wt.grad), (layer.b.grad, bt.grad)]:
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, stride", POOL_CASES)
+def test_maxpool_matches_torch_ties_included(kernel, stride):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float32)  # many ties
+    pool = F.MaxPool2D(kernel, stride)
+    y = pool.forward(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = pool.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, kernel, stride)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
