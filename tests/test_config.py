@@ -18,7 +18,8 @@ def run_cli(tmp_path, capsys, text, *extra):
     return code, " ".join(capsys.readouterr().err.split()), str(path)
 
 
-@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "quick.yaml", "compare_optimizers.yaml"])
+@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "quick.yaml", "compare_optimizers.yaml", "mnist_cnn.yaml",
+                                  "book_ch6_optimizers.yaml"])
 def test_shipped_configs_are_valid(name):
     assert C.load(CONFIGS / name)["data"]["dataset"] == "mnist"
 
