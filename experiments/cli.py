@@ -86,8 +86,9 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed why
         return e.code
     if args.explain_bias:
-        from .explain import explain_bias
+        from .explain import explain_bias, explain_conv_bias
         explain_bias()
+        explain_conv_bias()
         return 0
     given = [flag for flag, value in (("CONFIG", args.config), ("--resume", args.resume),
                                       ("--eval", args.eval)) if value]

@@ -41,3 +41,29 @@ def explain_bias(print=print):
     print(f"The same rule as dW = xᵀ·dY = {show(layer.W.grad)}: a sum over the batch. The loss already")
     print("divides by N, so db is the batch average of the per-example bias gradients. Left unsummed,")
     print("dY (3, 2) would not even fit b (2,): every optimizer refuses such a gradient by name.")
+
+
+def explain_conv_bias(print=print):
+    """The same rule for a conv bias: N=2 examples, one channel, a 3x3 output, the real Conv2D."""
+    layer = F.Conv2D(1, 1, 2, dtype=np.float64, rng=np.random.default_rng(0))
+    layer.W.data[...] = [[[[1, 0], [0, -1]]]]
+    layer.b.data[...] = [0.5]
+    x = np.arange(2 * 16, dtype=np.float64).reshape(2, 1, 4, 4) % 7
+    y = layer.forward(x)
+    dY = np.array([[[[0.1, 0.2, 0.0], [-0.1, 0.3, 0.1], [0.0, 0.2, -0.2]]],
+                   [[[0.2, -0.1, 0.1], [0.0, 0.1, 0.3], [-0.3, 0.0, 0.1]]]])
+    layer.backward(dY)
+    per_example = dY.sum(axis=(2, 3))[:, 0]
+
+    print("\nThe same rule for a convolution. Conv2D(1 channel in, 1 out, 2x2 kernel) on N = 2 examples")
+    print("of 4x4 gives y of shape (2, 1, 3, 3). Its bias b (1,) is added at every one of the 3x3")
+    print("positions of every example: 2 x 9 = 18 copies of the one number b.\n")
+    print(f"b = {show(layer.b.data)};   y[0, 0] = {show(y[0, 0])}   (each entry includes + b)\n")
+    print(f"dY[0, 0] = {show(dY[0, 0])}")
+    print(f"dY[1, 0] = {show(dY[1, 0])}\n")
+    print("Every copy passes its share back, so db adds all 18 entries of dY, over the batch and every")
+    print(f"position: example 0 gives {per_example[0]:.6g}, example 1 gives {per_example[1]:.6g};")
+    print(f"db = dY.sum(axis=(0, 2, 3)) = {show(dY.sum(axis=(0, 2, 3)))};  Conv2D.backward gave "
+          f"{show(layer.b.grad)}.")
+    print("For a batch of 128 and 28x28 outputs, 100,352 entries add into each entry of db; BatchNorm's")
+    print("beta is broadcast the same way, so dbeta sums the same axes.")

@@ -201,6 +201,8 @@ def test_explain_bias_shows_the_sum_from_the_real_layer(capsys):
     printed = capsys.readouterr().out
     assert "dY[0] + dY[1] + dY[2] = [0.1, -0.3] + [0.2, 0.1] + [-0.4, 0.5] = [-0.1, 0.3]" in printed
     assert "db from Affine.backward (dY.sum(axis=0)) = [-0.1, 0.3]" in printed
+    # and for a conv bias: 2 examples x 9 positions add up, 0.6 + 0.4, as Conv2D.backward computes
+    assert "db = dY.sum(axis=(0, 2, 3)) = [1];  Conv2D.backward gave [1]." in printed
 
 
 def test_help_lists_options_and_exit_codes(capsys):
