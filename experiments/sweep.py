@@ -164,7 +164,8 @@ def settings_that_differ(configs):
 def run_labels(table, keys):
     """A short name per run: the settings that every run has and that differ, as name=value
     (`lr=0.01` for optimizer.lr, `optimizer=adam` for optimizer.name)."""
-    shared = [k for k in keys if table[k].notna().all()]
+    shared = [k for k in keys if table[k].notna().all()
+              and not any(isinstance(v, (list, dict)) for v in table[k])]  # a model list is too long
     short = {k: k.split(".")[-2] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in shared}
     return [", ".join(f"{short[k]}={row[k]}" for k in shared) or row["run"] for row in table.to_dict("records")]
 
