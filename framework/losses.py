@@ -69,7 +69,7 @@ class SoftmaxCrossEntropy:
             negative = np.argwhere(t < 0)
             if len(negative):
                 row, k = negative[0]
-                raise ValueError(f"SoftmaxCrossEntropy: target row {row} has {t[row, k]} at class {k}: "
+                raise ValueError(f"SoftmaxCrossEntropy: target row {row} has {t[row, k]:.6g} at class {k}: "
                                  "probabilities cannot be negative")
             sums = t.sum(axis=1, dtype=np.float64)
             off = np.flatnonzero(~(np.abs(sums - 1) <= 1e-4))
