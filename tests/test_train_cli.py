@@ -15,7 +15,6 @@ from experiments.cli import main
 from experiments.run import BiasCSV
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 TINY = """\
 name: tiny
@@ -45,10 +44,8 @@ def metrics_without_time(folder):
     return [line.rsplit(",", 1)[0] for line in lines]
 
 
-def test_quick_config_on_real_mnist(tmp_path, monkeypatch, capsys):
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST files needed: {SHARED_MNIST} not found")
-    monkeypatch.setenv("MNIST_MIRRORS", str(SHARED_MNIST))
+def test_quick_config_on_real_mnist(mnist_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
     out = tmp_path / "run"
     code = main([str(REPO / "configs" / "quick.yaml"), "--data-dir", str(tmp_path / "data"), "--out", str(out)])
     printed = capsys.readouterr().out
@@ -243,3 +240,40 @@ def test_tanh_leaky_relu_and_adamw_train_from_the_command_line(tmp_path):
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["test_accuracy"] > 0.5
+
+
+CNN = """\
+name: tiny_cnn
+data: {dataset: mnist, validation: 100, subset: 300, batch_size: 50}
+model: [{conv2d: {out: 4, kernel: 3, pad: 1}}, batchnorm, relu, {maxpool2d: {kernel: 2}}, flatten,
+        {affine: {out: 16}}, relu, {dropout: {p: 0.2}}, {affine: {out: 10}}]
+training: {epochs: 3, seed: 2}
+logging: {progress: false, plots: false}
+"""
+
+
+def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
+    config = tmp_path / "cnn.yaml"
+    config.write_text(CNN, encoding="utf-8")
+    common = [str(config), "--data-dir", str(tmp_path / "data"), "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "straight")]) == 0
+    logged_bias = BiasCSV.__call__
+
+    def ctrl_c_in_epoch_3(self, records):
+        logged_bias(self, records)
+        if records[0]["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c_in_epoch_3)
+    assert main([*common, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
+    assert main(["--resume", str(tmp_path / "cut"), "--data-dir", str(tmp_path / "data"), "--quiet"]) == 0
+    assert metrics_without_time(tmp_path / "cut") == metrics_without_time(tmp_path / "straight")
+    for name in ("bias_grads.csv", "steps.csv"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    a, b = F.load(tmp_path / "cut" / "checkpoint.npz"), F.load(tmp_path / "straight" / "checkpoint.npz")
+    for key in a["model"]:  # BatchNorm's running statistics included
+        np.testing.assert_array_equal(a["model"][key], b["model"][key], err_msg=key)
+    assert "batchnorm1.running_var" in a["model"]
