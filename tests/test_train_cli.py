@@ -213,9 +213,9 @@ def test_train_py_leaves_the_users_openblas_coretype_alone(tmp_path, coretype):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
-    # train.py's imports (everything but main()), then numpy: what a run sees.
-    probe = (f"import os, runpy; runpy.run_path({str(REPO / 'train.py')!r}, run_name='probe'); "
-             "import numpy; print(os.environ.get('OPENBLAS_CORETYPE'))")
+    # what train.py imports before main() runs, then numpy: what a run sees.
+    probe = ("import os, experiments.cli, numpy, framework; "
+             "print(os.environ.get('OPENBLAS_CORETYPE'))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(coretype)
