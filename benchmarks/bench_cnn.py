@@ -23,7 +23,8 @@ printed at the end.
     python benchmarks/bench_cnn.py                    # the table, batch 32 and 128
     python benchmarks/bench_cnn.py --profile          # where a step's time goes, per layer
     python benchmarks/bench_cnn.py --json cnn.json    # also write the figures
-    python benchmarks/bench_cnn.py --coretype Haswell # again in a child with OPENBLAS_CORETYPE=Haswell
+    python benchmarks/bench_cnn.py --coretype Haswell # again, in a child process with
+                                                      # OPENBLAS_CORETYPE=Haswell
 
 OpenBLAS kernels: the benchmark runs with the environment it is given; --coretype NAME runs it
 in a child process whose environment sets OPENBLAS_CORETYPE=NAME (yours is left as it is).
@@ -35,6 +36,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+
+import framework as F
 
 EXAMPLES = 2048  # the synthetic set a step takes its batch from, in order
 
@@ -50,7 +55,8 @@ def parse_args(argv=None):
                          "own with OPENBLAS_NUM_THREADS in the environment)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     ap.add_argument("--coretype", metavar="NAME",
-                    help="run in a child process with OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX)")
+                    help="run in a child process with OPENBLAS_CORETYPE=NAME "
+                         "(e.g. Haswell, SkylakeX)")
     ap.add_argument("--profile", action="store_true",
                     help="only profile a step per layer (forward, backward, loss, Adam)")
     ap.add_argument("--profile-steps", type=int, default=40)
@@ -58,11 +64,6 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
-
-
-import numpy as np
-
-import framework as F
 
 
 def openblas_threads():

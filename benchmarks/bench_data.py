@@ -33,7 +33,8 @@ if sys.argv[1]:
     seconds = time.perf_counter() - t0
     assert x.shape == (60000, 784) and tt.shape == (10000,)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
+# ru_maxrss is in bytes on macOS, KiB elsewhere
+peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 print(json.dumps({"seconds": seconds, "import_seconds": import_seconds, "peak_mb": peak_mb}))
 """
 
@@ -49,7 +50,8 @@ def main() -> None:
     """Parse arguments, run the measurements, print a table and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR,
-                        help="local folder with the four MNIST .gz files (default: ../shared/data/mnist)")
+                        help="local folder with the four MNIST .gz files "
+                             "(default: ../shared/data/mnist)")
     parser.add_argument("--runs", type=int, default=5, help="warm runs; the median is reported")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -72,9 +74,11 @@ def main() -> None:
         "memory_measure": "ru_maxrss of a fresh subprocess per measurement",
     }
     print(f"{'load_mnist()':<30}{'seconds':>10}{'peak RSS MB':>14}")
-    print(f"{'import datasets (only)':<30}{baseline['import_seconds']:>10.3f}{baseline['peak_mb']:>14.0f}")
+    print(f"{'import datasets (only)':<30}{baseline['import_seconds']:>10.3f}"
+          f"{baseline['peak_mb']:>14.0f}")
     print(f"{'cold (verify+parse+cache)':<30}{cold['seconds']:>10.3f}{cold['peak_mb']:>14.0f}")
-    print(f"{f'warm (median of {args.runs})':<30}{figures['warm_median_seconds']:>10.3f}{figures['warm_peak_mb']:>14.0f}")
+    print(f"{f'warm (median of {args.runs})':<30}{figures['warm_median_seconds']:>10.3f}"
+          f"{figures['warm_peak_mb']:>14.0f}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

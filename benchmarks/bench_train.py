@@ -29,14 +29,18 @@ products (optimizer, elementwise work, Python calls): at batch 32 that is the fi
 OpenBLAS kernels: the benchmark runs with the environment it is given; the header names the
 core OpenBLAS picked. To compare kernels, --coretype NAME runs the whole benchmark again in a
 child process whose environment has OPENBLAS_CORETYPE=NAME (yours is left as it is):
-    python benchmarks/bench_train.py --coretype Haswell      # AVX2 kernels
-    python benchmarks/bench_train.py --coretype SkylakeX     # AVX-512 kernels, where the CPU has them
+    python benchmarks/bench_train.py --coretype Haswell   # AVX2 kernels
+    python benchmarks/bench_train.py --coretype SkylakeX  # AVX-512 kernels, where the CPU has them
 """
 import argparse
 import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+
+import framework as fw
 
 EPOCH = 60_000
 SIZES = (784, 256, 128, 10)
@@ -55,7 +59,8 @@ def parse_args(argv=None):
                          "own with OPENBLAS_NUM_THREADS in the environment)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     ap.add_argument("--coretype", metavar="NAME",
-                    help="run in a child process with OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX)")
+                    help="run in a child process with OPENBLAS_CORETYPE=NAME "
+                         "(e.g. Haswell, SkylakeX)")
     ap.add_argument("--idle-callbacks", action="store_true",
                     help="also time fit with train.py's callbacks set to do nothing on these steps")
     ap.add_argument("--profile", action="store_true",
@@ -65,11 +70,6 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
-
-
-import numpy as np
-
-import framework as fw
 
 # --- environment ----------------------------------------------------------------------------
 
@@ -175,7 +175,8 @@ class Framework(Timed):
 
 class IdleCallbacks(Framework):
     """fit with train.py's callbacks, none of which has work on these steps: a constant lr,
-    the non-finite check, the bias log (not on these steps), a hidden progress bar, early stopping."""
+    the non-finite check, the bias log (not on these steps), a hidden progress bar, early
+    stopping."""
 
     def callbacks(self):
         return [fw.LRSchedule(fw.Constant(self.optimizer.lr)), fw.CheckFinite(),
@@ -198,7 +199,8 @@ class Floor(Timed):
         for _ in range(steps):
             for i in range(L):  # forward: h[i+1] = h[i] @ W[i]
                 np.matmul(h[i], W[i], out=h[i + 1])
-            for i in reversed(range(L)):  # backward: dW[i] = h[i].T @ dh[i+1]; dh[i] = dh[i+1] @ W[i].T
+            # backward: dW[i] = h[i].T @ dh[i+1]; dh[i] = dh[i+1] @ W[i].T
+            for i in reversed(range(L)):
                 np.matmul(h[i].T, dh[i + 1], out=dW[i])
                 if i > 0:
                     np.matmul(dh[i + 1], W[i].T, out=dh[i])
@@ -220,11 +222,13 @@ class Torch(Timed):
         params = self.model.parameters()
         self.optimizer = (torch.optim.Adam(params, lr=1e-3) if opt == "adam"
                           else torch.optim.SGD(params, lr=0.05))
-        self.x, self.t, self.batch = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64)), batch
+        self.x, self.t = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
+        self.batch = batch
 
     def run(self, steps):
         """The loop fit() runs, as a PyTorch user writes it."""
-        torch, model, optimizer, F, batch = self.torch, self.model, self.optimizer, self.F, self.batch
+        torch, model, optimizer = self.torch, self.model, self.optimizer
+        F, batch = self.F, self.batch
         for n in epochs_of(steps, len(self.x), batch):
             order = torch.randperm(n)
             total_loss, correct = 0.0, 0
@@ -250,7 +254,8 @@ class TorchProcess:
     def __init__(self, threads, seed):
         import subprocess
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--torch-worker", "--threads", str(threads), "--seed", str(seed)],
+            [sys.executable, __file__, "--torch-worker", "--threads", str(threads),
+             "--seed", str(seed)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.version = self.ask("version")
 
@@ -365,10 +370,12 @@ def print_rows(rows, header):
               f"{'x floor':>9}{'x torch':>9}{'over floor':>12}{'spread':>8}")
     for r in rows:
         x_torch = f"{r['x_torch']:.2f}" if "x_torch" in r else ""
-        over = f"{r['over_floor_ms']:.3f} ms" if "over_floor_ms" in r and r["candidate"] != "floor" else ""
+        over = (f"{r['over_floor_ms']:.3f} ms"
+                if "over_floor_ms" in r and r["candidate"] != "floor" else "")
         spread = f"{r['spread']:.0%}" if "spread" in r else ""
-        print(f"{r['batch']:>5}  {r['candidate']:<12}{r['optimizer']:<6}{r['samples_per_s']:>11,.0f}"
-              f"{r['s_per_epoch']:>9.3f}{r['x_floor']:>9.2f}{x_torch:>9}{over:>12}{spread:>8}")
+        print(f"{r['batch']:>5}  {r['candidate']:<12}{r['optimizer']:<6}"
+              f"{r['samples_per_s']:>11,.0f}{r['s_per_epoch']:>9.3f}{r['x_floor']:>9.2f}"
+              f"{x_torch:>9}{over:>12}{spread:>8}")
 
 
 # --- profile --------------------------------------------------------------------------------
@@ -418,7 +425,8 @@ def profile(args, x, t):
                 fwd, bwd, other = parts.get("forward"), parts.get("backward"), parts.get("")
                 tot = sum(v for v in (fwd, bwd, other) if v)
                 cell = lambda v: f"{v * 1e3:.3f}" if v is not None else ""
-                print(f"  {name:<16}{cell(fwd):>10}{cell(bwd):>10}{tot * 1e3:>10.3f}{tot / total:>8.1%}")
+                print(f"  {name:<16}{cell(fwd):>10}{cell(bwd):>10}{tot * 1e3:>10.3f}"
+                      f"{tot / total:>8.1%}")
             rest = total - sum(acc.values()) / steps
             print(f"  {'step overhead':<16}{'':>10}{'':>10}{rest * 1e3:>10.3f}{rest / total:>8.1%}"
                   "   (fit's own work: batch gather, checks, accuracy; timers)")

@@ -20,4 +20,5 @@ def rerun_with_coretype(script, name):
             skip = True
         elif not arg.startswith("--coretype="):
             argv.append(arg)
-    return subprocess.run([sys.executable, script, *argv], env={**os.environ, "OPENBLAS_CORETYPE": name}).returncode
+    env = {**os.environ, "OPENBLAS_CORETYPE": name}
+    return subprocess.run([sys.executable, script, *argv], env=env).returncode

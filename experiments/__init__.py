@@ -1,1 +1,2 @@
-"""Config-driven experiments: YAML configs, run folders, resume, sweeps; `python train.py` is their CLI."""
+"""Config-driven experiments: YAML configs, run folders, resume, sweeps; `python train.py` is
+their CLI."""

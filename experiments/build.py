@@ -37,7 +37,8 @@ def load_data(config, rng, progress=None, log=print):
         missing = [spec for spec in dataset.files.values() if not (root / spec.name).exists()]
         if missing:
             size = sum(spec.size for spec in missing) / 1e6
-            log(f"data: downloading {dataset.name} ({size:.0f} MB, {len(missing)} files) into {root}")
+            log(f"data: downloading {dataset.name} ({size:.0f} MB, {len(missing)} files) "
+                f"into {root}")
         # Split the uint8 images and scale each split once: splitting float32 images would
         # hold two copies of the training set at once (figures in benchmarks/README.md).
         train, test = load_mnist(root, mirrors=data["mirrors"], progress=progress,
@@ -100,7 +101,8 @@ def build_schedule(config, steps_per_epoch):
     if settings["name"] == "cosine":
         schedule = F.Cosine(lr, after_warmup, final=settings["final_lr"])
     elif settings["name"] == "step":
-        schedule = F.StepDecay(lr, max(1, round(settings["step_epochs"] * steps_per_epoch)), settings["gamma"])
+        schedule = F.StepDecay(lr, max(1, round(settings["step_epochs"] * steps_per_epoch)),
+                               settings["gamma"])
     else:
         schedule = F.Constant(lr)
     return F.Warmup(schedule, warmup) if warmup else schedule

@@ -32,8 +32,8 @@ def evaluate_run(folder, data_dir, log):
     log(f"accuracy {np.mean(predicted == t):.2%}")
     classes = np.arange(p.shape[1])
     per_class = pd.DataFrame({"class": classes, "examples": np.bincount(t, minlength=len(classes)),
-                              "accuracy": [np.mean(predicted[t == k] == k) if np.any(t == k) else np.nan
-                                           for k in classes]})
+                              "accuracy": [np.mean(predicted[t == k] == k) if np.any(t == k)
+                                           else np.nan for k in classes]})
     log("per class:\n" + per_class.to_string(index=False, float_format=lambda v: f"{v:.2%}"))
     confusion = pd.crosstab(pd.Series(t, name="true"), pd.Series(predicted, name="predicted"))
     confusion = confusion.reindex(index=classes, columns=classes, fill_value=0)
@@ -43,7 +43,8 @@ def evaluate_run(folder, data_dir, log):
 
 
 def plot_evaluation(folder, confusion, x, t, predicted, p, log):
-    """confusion.png, and mistakes.png for image data: the 16 wrong predictions made most confidently."""
+    """confusion.png, and mistakes.png for image data: the 16 wrong predictions made most
+    confidently."""
     plt = pyplot(log)
     if plt is None:
         return
@@ -72,7 +73,8 @@ def plot_evaluation(folder, confusion, x, t, predicted, p, log):
             ax.axis("off")
         for ax, i in zip(axes.ravel(), worst):
             ax.imshow(images[i].reshape(side, side), cmap="gray_r")
-            ax.set_title(f"true {t[i]}, said {predicted[i]}\n({p[i, predicted[i]]:.0%} sure)", fontsize=8)
+            ax.set_title(f"true {t[i]}, said {predicted[i]}\n({p[i, predicted[i]]:.0%} sure)",
+                         fontsize=8)
         figure.suptitle(f"{folder.name}: the most confidently wrong test examples")
         figure.tight_layout()
         figure.savefig(folder / "mistakes.png", dpi=100)

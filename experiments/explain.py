@@ -1,4 +1,5 @@
-"""`train.py --explain-bias`: why db = dY.sum(axis=0), on N=3 rows, computed by the real Affine layer."""
+"""`train.py --explain-bias`: why db = dY.sum(axis=0), on N=3 rows, computed by the real Affine
+layer."""
 import numpy as np
 
 import framework as F
@@ -13,7 +14,8 @@ def show(a):
 
 
 def explain_bias(print=print):
-    """Prints the forward broadcast and the backward sum of a batched Affine layer (N=3, in=2, out=2)."""
+    """Prints the forward broadcast and the backward sum of a batched Affine layer (N=3, in=2,
+    out=2)."""
     layer = F.Affine(2, 2, dtype=np.float64, rng=np.random.default_rng(0))
     layer.W.data[...] = [[1, -1], [0.5, 2]]
     layer.b.data[...] = [0.1, -0.2]
@@ -28,18 +30,23 @@ def explain_bias(print=print):
     print(f"x  (3, 2) = {show(x)}")
     print(f"W  (2, 2) = {show(layer.W.data)}")
     print(f"b  (2,)   = {show(layer.b.data)}\n")
-    print("Forward: x @ W is (3, 2); `+ b` broadcasts, copying the one row b to each of the 3 rows:")
+    print("Forward: x @ W is (3, 2); "
+          "`+ b` broadcasts, copying the one row b to each of the 3 rows:")
     print(f"x @ W     = {show(x @ layer.W.data)}")
     print(f"y = x @ W + b = {show(y)}\n")
     print("Backward: given dY = dL/dy, the same shape as y,")
     print(f"dY (3, 2) = {show(dY)}")
-    print("each of the 3 copies of b received one row of dY; the gradient of a copy is the sum of the")
+    print("each of the 3 copies of b received one row of dY; "
+          "the gradient of a copy is the sum of the")
     print("copies' gradients, so the rows add up:\n")
-    print(f"dY[0] + dY[1] + dY[2] = {show(dY[0])} + {show(dY[1])} + {show(dY[2])} = {show(dY[0] + dY[1] + dY[2])}")
+    print(f"dY[0] + dY[1] + dY[2] = {show(dY[0])} + {show(dY[1])} + {show(dY[2])} = "
+          f"{show(dY[0] + dY[1] + dY[2])}")
     print(f"1ᵀ·dY = {show(ones)} @ dY = {show(ones @ dY)}")
     print(f"db from Affine.backward (dY.sum(axis=0)) = {show(db)}   shape {db.shape}, like b\n")
-    print(f"The same rule as dW = xᵀ·dY = {show(layer.W.grad)}: a sum over the batch. The loss already")
-    print("divides by N, so db is the batch average of the per-example bias gradients. Left unsummed,")
+    print(f"The same rule as dW = xᵀ·dY = {show(layer.W.grad)}: a sum over the batch. "
+          "The loss already")
+    print("divides by N, so db is the batch average of the per-example bias gradients. "
+          "Left unsummed,")
     print("dY (3, 2) would not even fit b (2,): every optimizer refuses such a gradient by name.")
 
 
@@ -55,15 +62,18 @@ def explain_conv_bias(print=print):
     layer.backward(dY)
     per_example = dY.sum(axis=(2, 3))[:, 0]
 
-    print("\nThe same rule for a convolution. Conv2D(1 channel in, 1 out, 2x2 kernel) on N = 2 examples")
+    print("\nThe same rule for a convolution. "
+          "Conv2D(1 channel in, 1 out, 2x2 kernel) on N = 2 examples")
     print("of 4x4 gives y of shape (2, 1, 3, 3). Its bias b (1,) is added at every one of the 3x3")
     print("positions of every example: 2 x 9 = 18 copies of the one number b.\n")
     print(f"b = {show(layer.b.data)};   y[0, 0] = {show(y[0, 0])}   (each entry includes + b)\n")
     print(f"dY[0, 0] = {show(dY[0, 0])}")
     print(f"dY[1, 0] = {show(dY[1, 0])}\n")
-    print("Every copy passes its share back, so db adds all 18 entries of dY, over the batch and every")
+    print("Every copy passes its share back, "
+          "so db adds all 18 entries of dY, over the batch and every")
     print(f"position: example 0 gives {per_example[0]:.6g}, example 1 gives {per_example[1]:.6g};")
     print(f"db = dY.sum(axis=(0, 2, 3)) = {show(dY.sum(axis=(0, 2, 3)))};  Conv2D.backward gave "
           f"{show(layer.b.grad)}.")
-    print("For a batch of 128 and 28x28 outputs, 100,352 entries add into each entry of db; BatchNorm's")
+    print("For a batch of 128 and 28x28 outputs, "
+          "100,352 entries add into each entry of db; BatchNorm's")
     print("beta is broadcast the same way, so dbeta sums the same axes.")

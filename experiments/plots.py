@@ -1,4 +1,5 @@
-"""Plots of a run (curves.png, bias_grads.png) and of a sweep (comparison.png); matplotlib is optional."""
+"""Plots of a run (curves.png, bias_grads.png) and of a sweep (comparison.png); matplotlib is
+optional."""
 import pandas as pd
 
 SHORT_RUN = 2  # epochs: a run this short is drawn per step, not per epoch
@@ -55,8 +56,8 @@ def plot_run(folder, history, config, log):
     right.set_ylabel("accuracy")
     left.legend()
     right.legend()
-    figure.suptitle(f"{folder.name}: {config['optimizer']['name']} lr {config['optimizer']['lr']:g}, "
-                    f"batch {config['data']['batch_size']}")
+    figure.suptitle(f"{folder.name}: {config['optimizer']['name']} "
+                    f"lr {config['optimizer']['lr']:g}, batch {config['data']['batch_size']}")
     figure.tight_layout()
     figure.savefig(folder / "curves.png", dpi=100)
     plt.close(figure)
@@ -77,7 +78,8 @@ def plot_bias(plt, folder, bias):
     ax = axes[0, 0]
     for layer, rows in bias.groupby("layer", sort=False):
         line, = ax.plot(rows["step"], rows["db_norm"], label=f"{layer}: |db|")
-        ax.plot(rows["step"], rows["sum_norm"], "o", ms=4, color=line.get_color(), label="|Σ_n dY_n|")
+        ax.plot(rows["step"], rows["sum_norm"], "o", ms=4, color=line.get_color(),
+                label="|Σ_n dY_n|")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title("db is the sum of dY over the batch: line and dots coincide", fontsize=10)
@@ -89,7 +91,8 @@ def plot_bias(plt, folder, bias):
         ax.plot(output["step"], output["identity_check"], "s", ms=3,
                 label="max |db_k - (mean p_k - frac_k)|")
         ax.set_xlabel("step")
-        ax.set_title(f"output layer {output['layer'].iloc[0]}: Σ_k db_k = 0 (up to rounding)", fontsize=10)
+        ax.set_title(f"output layer {output['layer'].iloc[0]}: Σ_k db_k = 0 (up to rounding)",
+                     fontsize=10)
         ax.legend(fontsize="small")
     figure.suptitle(f"{folder.name}: bias gradients on full batches")
     figure.tight_layout()
@@ -105,9 +108,11 @@ def plot_comparison(folder, table, labels, log):
         return
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for (_, row), label in zip(table.iterrows(), labels):
-        metrics, steps = read_csv(folder / row["folder"] / "metrics.csv"), read_csv(folder / row["folder"] / "steps.csv")
+        metrics = read_csv(folder / row["folder"] / "metrics.csv")
+        steps = read_csv(folder / row["folder"] / "steps.csv")
         if steps is not None:
-            smooth = steps["loss"].rolling(20, min_periods=1).mean()  # the book smooths its curves too
+            # the book smooths its curves too
+            smooth = steps["loss"].rolling(20, min_periods=1).mean()
             left.plot(steps["step"], smooth, lw=1, label=label)
             left.set_xlabel("step (loss: mean of the last 20 steps)")
         elif metrics is not None:

@@ -12,15 +12,16 @@ from framework.bias_log import KEY
 from framework.callbacks import epoch_line
 
 from .build import build_model, build_optimizer, build_schedule, load_data, parameter_count
-from .plots import plot_run
 from .memory import check_fits, data_bytes, training_bytes
+from .plots import plot_run
 from .resume import restore, trim_csv
 from .summary import summarize, write_summary
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds"]
-BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape", "db_shape", "db_norm", "sum_norm",
-                "sum_check", "ones_check", "numeric_rel_err", "db_sum", "identity_check", "top_class", "top_db"]
+BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape", "db_shape",
+                "db_norm", "sum_norm", "sum_check", "ones_check", "numeric_rel_err", "db_sum",
+                "identity_check", "top_class", "top_db"]
 
 
 class Interrupted(Exception):
@@ -35,7 +36,8 @@ class Interrupted(Exception):
 
 
 class Diverged(Exception):
-    """The loss or a gradient became NaN/inf; the checkpoint of `epoch` in `folder` is the last good one."""
+    """The loss or a gradient became NaN/inf; the checkpoint of `epoch` in `folder` is the last
+    good one."""
 
     def __init__(self, message, folder, epoch):
         super().__init__(message)
@@ -47,7 +49,8 @@ class BiasCSV:
     quiet, logs them: in full with a key at the first logged step, then one line a step."""
 
     def __init__(self, folder, log, print_lines):
-        self.path, self.log, self.print_lines, self.shown = folder / "bias_grads.csv", log, print_lines, False
+        self.path, self.log = folder / "bias_grads.csv", log
+        self.print_lines, self.shown = print_lines, False
 
     def __call__(self, records):
         if self.print_lines and self.shown:
@@ -107,7 +110,8 @@ class MetricsCSV(F.Callback):
 class EpochLog(F.Callback):
     """Logs one line per epoch (after the first, a note on why train and val differ)."""
 
-    NOTE = "      (train: running means over the epoch, dropout on; val and test: the model at its end)"
+    NOTE = ("      (train: running means over the epoch, dropout on; "
+            "val and test: the model at its end)")
 
     def __init__(self, log):
         self.log, self.noted = log, False
@@ -120,7 +124,8 @@ class EpochLog(F.Callback):
 
 
 def blas_line():
-    """numpy's version and the BLAS it was built with, and OPENBLAS_CORETYPE when the user set it."""
+    """numpy's version and the BLAS it was built with, and OPENBLAS_CORETYPE when the user set
+    it."""
     line = f"numpy {np.__version__}"
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -132,7 +137,8 @@ def blas_line():
 
 
 def train(config, folder, log, resume=False):
-    """Runs (or, with resume, continues) the experiment of `config` in `folder`; returns the summary."""
+    """Runs (or, with resume, continues) the experiment of `config` in `folder`; returns the
+    summary."""
     started = time.perf_counter()
     training, batch_size = config["training"], config["data"]["batch_size"]
     check_fits(data_bytes(config["data"]), "the dataset")
@@ -159,8 +165,8 @@ def train(config, folder, log, resume=False):
     splits = {"test": data.test} if every == 1 else {"val": data.val, "test": data.test}
     checkpoint = F.Checkpoint(folder / "checkpoint.npz", rng=rng, history=history,
                               best=folder / "best.npz" if data.val is not None else None,
-                              extra=lambda: {"config": config,
-                                             "wall_seconds": earlier_seconds + time.perf_counter() - started})
+                              extra=lambda: {"config": config, "wall_seconds":
+                                             earlier_seconds + time.perf_counter() - started})
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
     callbacks = [
@@ -169,7 +175,8 @@ def train(config, folder, log, resume=False):
         F.BiasLog(training["bias_every_epoch"], training["bias_every"],
                   log=BiasCSV(folder, log, config["logging"]["bias_lines"])),
         F.ProgressBar(config["logging"]["progress"], lines=False),
-        F.Evaluate({name: split for name, split in splits.items() if split is not None}, every=every),
+        F.Evaluate({name: split for name, split in splits.items() if split is not None},
+                   every=every),
         StepsCSV(folder),
         metrics,
         checkpoint,  # epoch 0 (or the restored one) too: a NaN in epoch 1 still leaves a good state
@@ -188,12 +195,14 @@ def train(config, folder, log, resume=False):
         checkpoint.ensure_saved()
         raise Interrupted(folder, checkpoint.saved_epoch) from None
     except F.NonFiniteError as e:
-        finish(config, folder, log, metrics.records, model, earlier_seconds, started, "diverged", str(e))
+        finish(config, folder, log, metrics.records, model, earlier_seconds, started, "diverged",
+               str(e))
         raise Diverged(str(e), folder, checkpoint.saved_epoch) from None
     status = "finished"
     if early is not None and early.stopped_early:
         status = "stopped early"
-        log(f"early stopping: validation accuracy has not improved for {training['patience']} evaluations")
+        log(f"early stopping: validation accuracy has not improved for {training['patience']} "
+            "evaluations")
     try:
         return finish(config, folder, log, metrics.records, model, earlier_seconds, started, status)
     except KeyboardInterrupt:

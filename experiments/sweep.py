@@ -1,4 +1,5 @@
-"""Sweeps: every combination of a config's `sweep.grid`, each run in its own sub-folder, then ranked.
+"""Sweeps: every combination of a config's `sweep.grid`, each run in its own sub-folder, then
+ranked.
 
     sweep:
       grid:                                  # key path -> values; all combinations run
@@ -34,20 +35,22 @@ def combinations(config, user, source):
         value = parse_yaml(text, f"{source}: sweep.with")
         if path not in grid or value not in grid[path]:
             raise ConfigError(f"{source}: sweep.with: '{key}' never happens: sweep.grid has "
-                              + (f"{path}: {grid[path]}" if path in grid else f"no key '{path}' (it has {', '.join(grid)})")
+                              + (f"{path}: {grid[path]}" if path in grid
+                                 else f"no key '{path}' (it has {', '.join(grid)})")
                               + ".")
         matches.append((path, value, settings))
 
     for key, values in grid.items():
         repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
         if repeated is not None:
-            raise ConfigError(f"{source}: sweep.grid.{key}: lists {repeated!r} more than once (as written "
-                              "or as the same number); each combination runs once.")
+            raise ConfigError(f"{source}: sweep.grid.{key}: lists {repeated!r} more than once "
+                              "(as written or as the same number); each combination runs once.")
     count = 1
     for values in grid.values():
         count *= len(values)
     if count > MAX_RUNS:
-        raise ConfigError(f"{source}: sweep.grid: {count:,} combinations; a sweep runs at most {MAX_RUNS}.")
+        raise ConfigError(f"{source}: sweep.grid: {count:,} combinations; "
+                          f"a sweep runs at most {MAX_RUNS}.")
     runs = []
     for values in itertools.product(*grid.values()):
         chosen = dict(zip(grid, values))
@@ -69,7 +72,8 @@ MAX_RUNS = 1000
 
 
 def folder_name(label):
-    """A label made safe as a folder name: one path component, never '.' or '..', at most 120 characters."""
+    """A label made safe as a folder name: one path component, never '.' or '..', at most 120
+    characters."""
     name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", label).strip(".")[:120]
     return name or "run"
 
@@ -106,7 +110,7 @@ def run_sweep(config, user, folder, log, source, resume=False):
     differing = settings_that_differ([run_config for _, _, run_config in runs])
     differing_keys = list(differing[0])
     rows = []
-    for i, ((label, chosen, run_config), name) in enumerate(zip(runs, names), 1):
+    for i, ((label, _chosen, run_config), name) in enumerate(zip(runs, names), 1):
         sub = folder / name
         log(f"\n=== sweep run {i}/{len(runs)}: {label}  ({sub})")
         done = read_summary(sub) if resume else None
@@ -143,7 +147,8 @@ def run_sweep(config, user, folder, log, source, resume=False):
 
 
 def flatten(config, prefix=""):
-    """{"optimizer.lr": 0.01, ...} for a resolved config (lists, such as the model, as one value)."""
+    """{"optimizer.lr": 0.01, ...} for a resolved config (lists, such as the model, as one
+    value)."""
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):
@@ -165,9 +170,11 @@ def run_labels(table, keys):
     """A short name per run: the settings that every run has and that differ, as name=value
     (`lr=0.01` for optimizer.lr, `optimizer=adam` for optimizer.name)."""
     shared = [k for k in keys if table[k].notna().all()
-              and not any(isinstance(v, (list, dict)) for v in table[k])]  # a model list is too long
+              # not lists or dicts: a model list is too long
+              and not any(isinstance(v, (list, dict)) for v in table[k])]
     short = {k: k.split(".")[-2] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in shared}
-    return [", ".join(f"{short[k]}={row[k]}" for k in shared) or row["run"] for row in table.to_dict("records")]
+    return [", ".join(f"{short[k]}={row[k]}" for k in shared) or row["run"]
+            for row in table.to_dict("records")]
 
 
 def narrow(table, labels):

@@ -20,7 +20,8 @@ from .registry import layers, optimizers
 
 __all__ = [
     "Parameter", "sum_to", "Invalid", "Layer", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
-    "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm", "SoftmaxCrossEntropy", "Sequential", "Optimizer", "SGD", "Momentum",
+    "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm", "SoftmaxCrossEntropy",
+    "Sequential", "Optimizer", "SGD", "Momentum",
     "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW", "Constant", "StepDecay", "Cosine", "Warmup",
     "gradcheck", "numeric_grad", "save", "load", "load_model", "CheckpointError", "evaluate",
     "bias_report", "format_bias", "format_bias_step", "Callback", "NonFiniteError", "LRSchedule",

@@ -90,7 +90,8 @@ def output_identity(db, loss_fn):
             "top_class": k, "top_db": float(db[k])}
 
 
-KEY = """bias gradients: db = dY summed over the batch (and positions). Why: python train.py --explain-bias
+KEY = """\
+bias gradients: db = dY summed over the batch (and positions). Why: python train.py --explain-bias
   Σ: max|db - Σ_n dY_n|, the sum written out;  1ᵀ: max|db - 1ᵀ·dY|, the same sum as a matrix
   product (float32 rounding in another order: ~1e-8);  numeric: relative error against float64
   central differences"""
@@ -100,26 +101,30 @@ def summed(r):
     """'sum of 128 rows' or 'sum over 128x28x28 = 100,352 positions'."""
     if r["positions"] == r["batch_size"]:
         return f"sum of {r['batch_size']} rows"
-    return f"sum over {r['batch_size']}x{r['positions'] // r['batch_size']} = {r['positions']:,} positions"
+    return (f"sum over {r['batch_size']}x{r['positions'] // r['batch_size']} = "
+            f"{r['positions']:,} positions")
 
 
 def format_bias(r):
     """The full report of one layer, two lines (three for the output layer), e.g.
     `step 1  affine2.b  dY (128, 10) -> db (10,) = sum of 128 rows  |db| 0.1104`."""
-    lines = [f"step {r['step']}  {r['layer']}  dY {r['dY_shape']} -> db {r['db_shape']} = {summed(r)}  "
-             f"|db| {r['db_norm']:.4f}",
-             f"    checks: Σ {r['sum_check']:.1e}  1ᵀ {r['ones_check']:.1e}  numeric {r['numeric_rel_err']:.1e}"]
+    lines = [f"step {r['step']}  {r['layer']}  dY {r['dY_shape']} -> db {r['db_shape']} = "
+             f"{summed(r)}  |db| {r['db_norm']:.4f}",
+             f"    checks: Σ {r['sum_check']:.1e}  1ᵀ {r['ones_check']:.1e}  "
+             f"numeric {r['numeric_rel_err']:.1e}"]
     if "db_sum" in r:
         direction = "down" if r["top_db"] > 0 else "up"
         lines.append(f"    output: db_k = mean p_nk - frac_k (diff {r['identity_check']:.1e}); "
-                     f"Σ_k db_k = {r['db_sum']:.1e}; class {r['top_class']} pushed most ({direction})")
+                     f"Σ_k db_k = {r['db_sum']:.1e}; "
+                     f"class {r['top_class']} pushed most ({direction})")
     return "\n".join(lines)
 
 
 def format_bias_step(records):
     """One line for all layers of a logged step: the worst of each check and the largest |db|."""
     top = max(records, key=lambda r: r["db_norm"])
-    worst = {key: max(r[key] for r in records) for key in ("sum_check", "ones_check", "numeric_rel_err")}
+    worst = {key: max(r[key] for r in records)
+             for key in ("sum_check", "ones_check", "numeric_rel_err")}
     return (f"step {records[0]['step']}  {len(records)} biases: Σ {worst['sum_check']:.1e}  "
             f"1ᵀ {worst['ones_check']:.1e}  numeric {worst['numeric_rel_err']:.1e}  "
             f"largest |db| {top['db_norm']:.4f} ({top['layer']})")

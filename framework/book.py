@@ -66,7 +66,8 @@ class MultiLayerNet:
         return self.model.forward(x, train=train_flg)
 
     def loss(self, x, t, train_flg=False):
-        decay = sum(0.5 * self.weight_decay_lambda * np.sum(layer.W.data ** 2) for layer in self.affines)
+        decay = sum(0.5 * self.weight_decay_lambda * np.sum(layer.W.data ** 2)
+                    for layer in self.affines)
         return self.last_layer.forward(self.predict(x, train_flg), t) + decay
 
     def accuracy(self, x, t):
@@ -86,7 +87,8 @@ class MultiLayerNet:
 
     def numerical_gradient(self, x, t):
         """The same dict by central differences (slow: for checking gradient())."""
-        return {key: numerical_gradient(lambda _: self.loss(x, t), value) for key, value in self.params.items()}
+        return {key: numerical_gradient(lambda _: self.loss(x, t), value)
+                for key, value in self.params.items()}
 
 
 class TwoLayerNet(MultiLayerNet):

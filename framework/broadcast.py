@@ -1,4 +1,5 @@
-"""The backward of a broadcast is a sum: `sum_to`, used by every layer whose forward broadcasts a parameter."""
+"""The backward of a broadcast is a sum: `sum_to`, used by every layer whose forward broadcasts a
+parameter."""
 import numpy as np
 
 
@@ -14,13 +15,16 @@ def sum_to(dy, shape):
     shape = tuple(shape)
     lead = dy.ndim - len(shape)
     if lead < 0 or any(s not in (1, d) for s, d in zip(shape, dy.shape[lead:])):
-        raise ValueError(f"sum_to: a gradient of shape {dy.shape} cannot come from broadcasting shape {shape}")
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and dy.shape[lead + i] != 1)
+        raise ValueError(f"sum_to: a gradient of shape {dy.shape} cannot come from broadcasting "
+                         f"shape {shape}")
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and dy.shape[lead + i] != 1)
     return dy.sum(axis=axes).reshape(shape) if axes else dy.reshape(shape)
 
 
 def reuse(array, shape, dtype):
-    """`array` when it has this shape and dtype, else a new empty one: for work arrays kept across steps.
+    """`array` when it has this shape and dtype, else a new empty one: for work arrays kept across
+    steps.
 
     A new large array every step makes glibc hand its pages back to the system and fault them in
     again on the next step; keeping one avoids that. Only for arrays nobody outside the owner reads.

@@ -1,4 +1,5 @@
-"""Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without pickle."""
+"""Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without
+pickle."""
 import json
 import zipfile
 
@@ -57,7 +58,8 @@ def load(path):
 def load_model(path):
     """The model saved in a checkpoint, rebuilt from its architecture with the saved weights and
     buffers, ready for predict (eval mode is predict's and evaluate's own)."""
-    from .registry import layers  # registry imports every layer module; checkpoint is imported early
+    # registry imports every layer module; checkpoint is imported early
+    from .registry import layers
     from .sequential import Sequential
 
     state = load(path)

@@ -51,7 +51,8 @@ def is_number(value):
 
 
 class Check:
-    """Base: `allowed` says in words what fits; calling returns the (normalised) value or raises Invalid."""
+    """Base: `allowed` says in words what fits; calling returns the (normalised) value or raises
+    Invalid."""
 
     allowed = "anything"
 
@@ -75,7 +76,8 @@ class Integer(Check):
                 value = int(value)
             else:
                 raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        if ((self.low is not None and value < self.low)
+                or (self.high is not None and value > self.high)):
             shown = value if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit integer"
             raise Invalid(f"out of range: {shown} is not {bounds(self.low, self.high)}")
         return value
@@ -101,7 +103,8 @@ class Real(Check):
             raise Invalid(f"out of range: a {len(str(abs(value)))}-digit integer is not "
                           f"{self.range or 'a finite number'}") from None
         low, high = self.low, self.high
-        if (not math.isfinite(number) or (low is not None and (number < low or self.low_open and number == low))
+        if (not math.isfinite(number)
+                or (low is not None and (number < low or self.low_open and number == low))
                 or (high is not None and (number > high or self.high_open and number == high))):
             raise Invalid(f"out of range: {value} is not {self.range or 'finite'}")
         return number
@@ -196,7 +199,8 @@ def checked(init):
     The checked values are kept as `self.arguments` ({name: value}): with them the object can
     be made again (a checkpoint rebuilds its model so)."""
     signature = inspect.signature(init)
-    checks = {name: p.annotation for name, p in signature.parameters.items() if isinstance(p.annotation, Check)}
+    checks = {name: p.annotation for name, p in signature.parameters.items()
+              if isinstance(p.annotation, Check)}
 
     @functools.wraps(init)
     def checked_init(self, *args, **kwargs):

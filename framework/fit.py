@@ -33,7 +33,8 @@ class State:
         self.history, self.stop = [], False
 
 
-def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, callbacks=None, start_epoch=0):
+def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, callbacks=None,
+        start_epoch=0):
     """Trains for epochs start_epoch+1 .. epochs and returns their history as a DataFrame.
 
     train, val: (x, t) pairs; val is evaluated after every epoch. rng: a numpy Generator that
@@ -81,7 +82,8 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
                 break
 
         state.record = {"epoch": state.epoch, "step": state.step, "lr": optimizer.lr,
-                        "train_loss": state.total_loss / state.seen, "train_acc": state.correct / state.seen}
+                        "train_loss": state.total_loss / state.seen,
+                        "train_acc": state.correct / state.seen}
         if val is not None:
             state.record["val_loss"], state.record["val_acc"] = evaluate(model, loss_fn, *val)
         state.record["seconds"] = time.perf_counter() - started

@@ -45,7 +45,8 @@ class Layer:
     def needs(self, kept):
         """What forward kept, for backward; refuses a backward that no forward preceded."""
         if kept is None:
-            raise RuntimeError(f"{self.name or type(self).__name__}: backward called before forward")
+            raise RuntimeError(f"{self.name or type(self).__name__}: "
+                               "backward called before forward")
         return kept
 
 
@@ -101,7 +102,8 @@ class Tanh(Layer):
 
 
 class LeakyReLU(Layer):
-    """y = x for x > 0, negative_slope * x otherwise;  dx = dy * (1 or negative_slope).  Any shape."""
+    """y = x for x > 0, negative_slope * x otherwise;  dx = dy * (1 or negative_slope).
+    Any shape."""
 
     slope = None
 
@@ -110,7 +112,8 @@ class LeakyReLU(Layer):
         self.negative_slope, self.name = negative_slope, name
 
     def forward(self, x, train=False):
-        # One array of slopes (1 or negative_slope) serves both passes: y = x * slope, dx = dy * slope.
+        # One array of slopes (1 or negative_slope) serves both passes:
+        # y = x * slope, dx = dy * slope.
         self.slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
         return x * self.slope
 
@@ -139,7 +142,8 @@ class Softmax(Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout: in training y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p); identity in eval.
+    """Inverted dropout: in training y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p); identity in
+    eval.
 
     The 1/(1-p) scaling keeps E[y] = x, so nothing changes at evaluation time.
     Masks come from `rng` (a numpy Generator; pass the experiment's one for reproducibility).
@@ -196,11 +200,13 @@ class Affine(Layer):
     def __init__(self, in_features: Integer(1), out_features: Integer(1),
                  init: Either(OneOf("he", "xavier"), Real(0, low_open=True)) = "he",
                  rng=None, dtype=np.float32, name=None):
-        std = {"he": math.sqrt(2 / in_features), "xavier": math.sqrt(1 / in_features)}.get(init, init)
+        std = {"he": math.sqrt(2 / in_features),
+               "xavier": math.sqrt(1 / in_features)}.get(init, init)
         rng = rng if rng is not None else np.random.default_rng()
         dtype = np.dtype(dtype).type
         self.in_features, self.out_features = in_features, out_features
-        self.W = Parameter(rng.standard_normal((in_features, out_features), dtype=dtype) * dtype(std), "W")
+        self.W = Parameter(rng.standard_normal((in_features, out_features), dtype=dtype)
+                           * dtype(std), "W")
         self.b = Parameter(np.zeros(out_features, dtype=dtype), "b")
         self.name = name
 
@@ -212,8 +218,9 @@ class Affine(Layer):
 
     def forward(self, x, train=False):
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
-            raise ValueError(f"{self.name or 'Affine'}: expects a batch of {self.in_features} inputs "
-                             f"each, shape (N, {self.in_features}); got an array of shape {x.shape}")
+            raise ValueError(f"{self.name or 'Affine'}: expects a batch of {self.in_features} "
+                             f"inputs each, shape (N, {self.in_features}); got an array of shape "
+                             f"{x.shape}")
         self.x_shape = x.shape
         self.x = x.reshape(len(x), -1)
         y = self.x @ self.W.data

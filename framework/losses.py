@@ -51,7 +51,8 @@ class SoftmaxCrossEntropy:
 
     @staticmethod
     def checked_targets(z, t):
-        """t as given when it fits logits z, else a ValueError naming the offending value and row."""
+        """t as given when it fits logits z, else a ValueError naming the offending value and
+        row."""
         z, t = np.asarray(z), np.asarray(t)
         if z.ndim != 2 or z.shape[1] < 1:
             raise ValueError(f"SoftmaxCrossEntropy: logits must have shape (N, C), got {z.shape}")
@@ -61,22 +62,24 @@ class SoftmaxCrossEntropy:
                 raise ValueError(f"SoftmaxCrossEntropy: {len(t)} labels for {n} rows of logits")
             bad = np.flatnonzero((t < 0) | (t >= classes))
             if len(bad):
-                raise ValueError(f"SoftmaxCrossEntropy: label {t[bad[0]]} in row {bad[0]} is not a class "
-                                 f"index in [0, {classes})")
+                raise ValueError(f"SoftmaxCrossEntropy: label {t[bad[0]]} in row {bad[0]} is not "
+                                 f"a class index in [0, {classes})")
             return t
         if t.ndim == 2 and t.dtype.kind == "f" and t.shape == z.shape:
             t = t.astype(z.dtype, copy=False)
             negative = np.argwhere(t < 0)
             if len(negative):
                 row, k = negative[0]
-                raise ValueError(f"SoftmaxCrossEntropy: target row {row} has {t[row, k]:.6g} at class {k}: "
-                                 "probabilities cannot be negative")
+                raise ValueError(f"SoftmaxCrossEntropy: target row {row} has {t[row, k]:.6g} at "
+                                 f"class "
+                                 f"{k}: probabilities cannot be negative")
             sums = t.sum(axis=1, dtype=np.float64)
             off = np.flatnonzero(~(np.abs(sums - 1) <= 1e-4))
             if len(off):
-                raise ValueError(f"SoftmaxCrossEntropy: target row {off[0]} sums to {sums[off[0]]:.6g}, not 1: "
-                                 "targets are integer labels (N,) or rows of probabilities (N, C)")
+                raise ValueError(f"SoftmaxCrossEntropy: target row {off[0]} sums to "
+                                 f"{sums[off[0]]:.6g}, not 1: targets are integer labels (N,) or "
+                                 "rows of probabilities (N, C)")
             return t
-        raise ValueError(f"SoftmaxCrossEntropy: targets of shape {t.shape} and dtype {t.dtype} do not fit "
-                         f"logits of shape {z.shape}: give integer labels of shape ({n},) or "
-                         f"probabilities of shape {z.shape}")
+        raise ValueError(f"SoftmaxCrossEntropy: targets of shape {t.shape} and dtype {t.dtype} do "
+                         f"not fit logits of shape {z.shape}: give integer labels of shape ({n},) "
+                         f"or probabilities of shape {z.shape}")

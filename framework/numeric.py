@@ -1,6 +1,7 @@
 """Gradient checking: backprop against float64 central differences.
 
-(The module is not called gradcheck so that `framework.gradcheck`, the function, shadows nothing.)"""
+(The module is not called gradcheck so that `framework.gradcheck`, the function, shadows
+nothing.)"""
 from contextlib import contextmanager
 
 import numpy as np
@@ -86,7 +87,8 @@ def gradcheck(model, loss_fn, x, t, eps=1e-6, max_entries=None, rng=None):
             if p.grad.shape != p.data.shape:
                 raise ValueError(f"{name}: grad shape {p.grad.shape} != data shape {p.data.shape}")
             index = entries(p.data)
-            errors[name] = relative_error(p.grad.reshape(-1)[index], numeric_grad(loss, p.data, index, eps))
+            errors[name] = relative_error(p.grad.reshape(-1)[index],
+                                          numeric_grad(loss, p.data, index, eps))
         index = entries(x)
         errors["input"] = relative_error(dx.reshape(-1)[index], numeric_grad(loss, x, index, eps))
     return errors

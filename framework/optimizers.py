@@ -35,8 +35,8 @@ class Optimizer:
         first = {}
         for i, p in enumerate(self.params):
             if id(p) in first:
-                raise ValueError(f"{p.name or 'a parameter'} is listed twice (positions {first[id(p)]} "
-                                 f"and {i}): it would be stepped twice per step")
+                raise ValueError(f"{p.name or 'a parameter'} is listed twice (positions "
+                                 f"{first[id(p)]} and {i}): it would be stepped twice per step")
             first[id(p)] = i
         self.lr, self.weight_decay, self.t = lr, weight_decay, 0
         self.hyper = tuple(settings(type(self)))
@@ -44,7 +44,8 @@ class Optimizer:
         self._scratch = [None] * len(self.params)
 
     def scratch(self, i):
-        """A work array like parameter i's data, allocated once (again if data changes shape or dtype)."""
+        """A work array like parameter i's data, allocated once (again if data changes shape or
+        dtype)."""
         data = self.params[i].data
         self._scratch[i] = reuse(self._scratch[i], data.shape, data.dtype)
         return self._scratch[i]
@@ -55,9 +56,9 @@ class Optimizer:
             g = p.grad
             if g is None or g.shape != p.data.shape:
                 raise ValueError(
-                    f"{p.name or f'parameter {i}'}: grad shape {None if g is None else g.shape} != data shape "
-                    f"{p.data.shape}. A batched gradient must be reduced over the batch (for a bias: "
-                    "db = dY.sum(axis=0)).")
+                    f"{p.name or f'parameter {i}'}: grad shape {None if g is None else g.shape} "
+                    f"!= data shape {p.data.shape}. A batched gradient must be reduced over the "
+                    "batch (for a bias: db = dY.sum(axis=0)).")
             if self.weight_decay and p.data.ndim >= 2:
                 g = self.decay(p, g)
             self.update(i, p, g)
@@ -78,15 +79,18 @@ class Optimizer:
     def load_state_dict(self, state):
         """Restores settings, step count and per-parameter state; refuses a state of another
         optimizer or of other parameters (checked before anything changes)."""
-        expected = set(self.hyper) | {"t"} | {f"{slot}.{i}" for slot in self.slots for i in range(len(self.params))}
+        expected = set(self.hyper) | {"t"} | {f"{slot}.{i}" for slot in self.slots
+                                              for i in range(len(self.params))}
         if set(state) != expected:
             raise ValueError(f"optimizer state does not fit {type(self).__name__}: missing "
-                             f"{sorted(expected - set(state))}, unexpected {sorted(set(state) - expected)}")
+                             f"{sorted(expected - set(state))}, "
+                             f"unexpected {sorted(set(state) - expected)}")
         for slot, arrays in self.state.items():
             for i, a in enumerate(arrays):
                 if np.shape(state[f"{slot}.{i}"]) != a.shape:
-                    raise ValueError(f"optimizer {slot}.{i}: shape {np.shape(state[f'{slot}.{i}'])} in the "
-                                     f"state, {a.shape} for parameter {self.params[i].name}")
+                    raise ValueError(f"optimizer {slot}.{i}: shape "
+                                     f"{np.shape(state[f'{slot}.{i}'])} in the state, {a.shape} "
+                                     f"for parameter {self.params[i].name}")
         for name in self.hyper + ("t",):
             setattr(self, name, type(getattr(self, name))(state[name]))
         for slot, arrays in self.state.items():
@@ -123,7 +127,8 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.  (= torch.optim.SGD(momentum=mu, nesterov=True).)
+    """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.
+    (= torch.optim.SGD(momentum=mu, nesterov=True).)
 
     Momentum's state and settings; only the step differs: it looks ahead along v.
     """
@@ -160,7 +165,8 @@ class RMSprop(Optimizer):
     slots = ("v",)
 
     @checked
-    def __init__(self, params, lr: LR = 0.01, alpha: RATE = 0.99, eps: EPS = 1e-8, weight_decay: DECAY = 0.0):
+    def __init__(self, params, lr: LR = 0.01, alpha: RATE = 0.99, eps: EPS = 1e-8,
+                 weight_decay: DECAY = 0.0):
         super().__init__(params, lr, weight_decay)
         self.alpha, self.eps = alpha, eps
 
@@ -176,7 +182,8 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;  w <- w - lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps).
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;
+    w <- w - lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps).
 
     Bias correction undoes the zero start of m and v; eps is added to sqrt(v̂), as in PyTorch.
     The state holds M = m/(1-b1) and V = v/(1-b2), which obey M <- b1 M + g and V <- b2 V + g²:
@@ -186,8 +193,8 @@ class Adam(Optimizer):
     slots = ("M", "V")
 
     @checked
-    def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999, eps: EPS = 1e-8,
-                 weight_decay: DECAY = 0.0):
+    def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999,
+                 eps: EPS = 1e-8, weight_decay: DECAY = 0.0):
         super().__init__(params, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
@@ -217,8 +224,8 @@ class AdamW(Adam):
     """
 
     @checked
-    def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999, eps: EPS = 1e-8,
-                 weight_decay: DECAY = 1e-2):
+    def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999,
+                 eps: EPS = 1e-8, weight_decay: DECAY = 1e-2):
         super().__init__(params, lr, beta1, beta2, eps, weight_decay)
 
     def decay(self, p, g):

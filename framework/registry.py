@@ -10,7 +10,8 @@ from .optimizers import Optimizer
 
 
 def framework_subclasses(base):
-    """{lower-case name: class} of base's subclasses defined in framework modules, in definition order."""
+    """{lower-case name: class} of base's subclasses defined in framework modules, in definition
+    order."""
     found, stack = {}, list(reversed(base.__subclasses__()))
     while stack:
         cls = stack.pop()

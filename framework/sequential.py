@@ -43,8 +43,8 @@ class Sequential:
         return self.layers[0].backward(dy, need_dx=need_dx)
 
     def predict_proba(self, x, batch_size=1000):
-        """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a batch,
-        (C,) for one example (of shape input_shape, or 1-D when input_shape is unknown)."""
+        """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
+        batch, (C,) for one example (of shape input_shape, or 1-D when input_shape is unknown)."""
         x = np.asarray(x)
         if x.dtype.kind != "f":
             raise ValueError(f"predict expects floating-point inputs scaled as in training (MNIST: "
@@ -76,7 +76,8 @@ class Sequential:
         return state
 
     def load_state_dict(self, state):
-        """Copies arrays into the parameters and buffers; names, shapes and kinds must match exactly."""
+        """Copies arrays into the parameters and buffers; names, shapes and kinds must match
+        exactly."""
         own = self.state_dict()
         missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or unexpected:
@@ -91,9 +92,11 @@ class Sequential:
             target[...] = state[name]
 
     def architecture(self):
-        """What rebuilds this model: [{"kind", "name", "arguments", "dtype"}] per layer (JSON-ready)."""
+        """What rebuilds this model: [{"kind", "name", "arguments", "dtype"}] per layer
+        (JSON-ready)."""
         return [{"kind": type(layer).__name__.lower(), "name": layer.name,
-                 "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in layer.arguments.items()},
+                 "arguments": {k: list(v) if isinstance(v, tuple) else v
+                               for k, v in layer.arguments.items()},
                  "dtype": str(layer.parameters()[0].data.dtype) if layer.parameters() else None}
                 for layer in self.layers]
 
@@ -109,15 +112,18 @@ class Sequential:
             shape = layer.output_shape(shape)
             count = sum(p.data.size for p in layer.parameters())
             total += count
-            rows.append((layer.name, type(layer).__name__, f"(N, {', '.join(map(str, shape))})", f"{count:,}"))
+            rows.append((layer.name, type(layer).__name__, f"(N, {', '.join(map(str, shape))})",
+                         f"{count:,}"))
         header = ("layer", "type", "output shape", "parameters")
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
 
         def line(r):
-            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths)))
 
         rule = [] if compact else ["-" * len(line(header))]
-        return "\n".join([line(header), *rule, *map(line, rows), *rule, f"total parameters: {total:,}"])
+        return "\n".join([line(header), *rule, *map(line, rows), *rule,
+                          f"total parameters: {total:,}"])
 
     def __repr__(self):
         return "Sequential(" + ", ".join(layer.name for layer in self.layers) + ")"

@@ -7,7 +7,8 @@ from framework.book import MultiLayerNet, SoftmaxWithLoss, TwoLayerNet, numerica
 
 def test_numerical_gradient_of_a_function_of_an_array():
     x = np.array([3.0, 4.0])
-    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(v ** 2), x), [6.0, 8.0], rtol=1e-7)
+    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(v ** 2), x), [6.0, 8.0],
+                               rtol=1e-7)
     np.testing.assert_array_equal(x, [3.0, 4.0])  # restored
 
 

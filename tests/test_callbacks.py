@@ -22,8 +22,9 @@ def setup(seed=0, dtype=np.float32):
 def train(callbacks, epochs=3, seed=0, start_epoch=0, data=None, val=True):
     x, t = data if data is not None else blobs()
     rng, model, loss_fn, optimizer = setup(seed)
-    history = F.fit(model, loss_fn, optimizer, (x[:200], t[:200]), epochs=epochs, batch_size=32, rng=rng,
-                    val=(x[200:], t[200:]) if val else None, callbacks=callbacks, start_epoch=start_epoch)
+    history = F.fit(model, loss_fn, optimizer, (x[:200], t[:200]), epochs=epochs, batch_size=32,
+                    rng=rng, val=(x[200:], t[200:]) if val else None, callbacks=callbacks,
+                    start_epoch=start_epoch)
     return history, model
 
 
@@ -72,8 +73,9 @@ def test_rng_none_keeps_the_file_order():
 def test_check_finite_blames_the_input_when_the_batch_holds_nan():
     x, t = blobs()
     x[5, 2] = np.nan
-    with pytest.raises(F.NonFiniteError, match=r"step 1 \(epoch 1\).*input batch holds NaN or inf "
-                                               r"\(in 1 of its 32 examples, the first at batch row 5\)"):
+    with pytest.raises(F.NonFiniteError,
+                       match=r"step 1 \(epoch 1\).*input batch holds NaN or inf "
+                             r"\(in 1 of its 32 examples, the first at batch row 5\)"):
         F.fit(*setup()[1:], (x, t), epochs=1, batch_size=32, rng=None, callbacks=[F.CheckFinite()])
 
 

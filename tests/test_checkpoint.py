@@ -26,7 +26,8 @@ def train_steps(model, opt, steps, seed=0):
     rng = np.random.default_rng(seed)
     loss_fn = SoftmaxCrossEntropy()
     for _ in range(steps):
-        loss_fn.forward(model.forward(rng.standard_normal((4, 6)).astype(np.float32)), rng.integers(0, 3, 4))
+        loss_fn.forward(model.forward(rng.standard_normal((4, 6)).astype(np.float32)),
+                        rng.integers(0, 3, 4))
         model.backward(loss_fn.backward())
         opt.step()
 
@@ -59,9 +60,11 @@ def test_extras_round_trip_including_a_generator_state(tmp_path):
     model, _ = model_and_optimizer(0)
     rng = np.random.default_rng(42)
     rng.random(3)
-    save(tmp_path / "c.npz", model, epoch=3, note="hello", rng=rng.bit_generator.state, history=[{"epoch": 1, "acc": 0.5}])
+    save(tmp_path / "c.npz", model, epoch=3, note="hello", rng=rng.bit_generator.state,
+         history=[{"epoch": 1, "acc": 0.5}])
     ckpt = load(tmp_path / "c.npz")
-    assert ckpt["epoch"] == 3 and ckpt["note"] == "hello" and ckpt["history"] == [{"epoch": 1, "acc": 0.5}]
+    assert ckpt["epoch"] == 3 and ckpt["note"] == "hello"
+    assert ckpt["history"] == [{"epoch": 1, "acc": 0.5}]
     restored = np.random.default_rng()
     restored.bit_generator.state = ckpt["rng"]
     assert restored.random() == rng.random()

@@ -1,4 +1,5 @@
-"""Configs: defaults, YAML reading, overrides, and the messages for every kind of mistake (exit code 2)."""
+"""Configs: defaults, YAML reading, overrides, and the messages for every kind of mistake
+(exit code 2)."""
 from pathlib import Path
 
 import pytest
@@ -11,15 +12,16 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def run_cli(tmp_path, capsys, text, *extra):
-    """Writes `text` as a config, runs the CLI on it; returns (exit code, stderr unwrapped, the config's path)."""
+    """Writes `text` as a config, runs the CLI on it; returns (exit code, stderr unwrapped, the
+    config's path)."""
     path = tmp_path / "exp.yaml"
     path.write_text(text, encoding="utf-8")
     code = main([str(path), "--out", str(tmp_path / "out"), "--quiet", *extra])
     return code, " ".join(capsys.readouterr().err.split()), str(path)
 
 
-@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "quick.yaml", "compare_optimizers.yaml", "mnist_cnn.yaml",
-                                  "book_ch6_optimizers.yaml"])
+@pytest.mark.parametrize("name", ["mnist_mlp.yaml", "quick.yaml", "compare_optimizers.yaml",
+                                  "mnist_cnn.yaml", "book_ch6_optimizers.yaml"])
 def test_shipped_configs_are_valid(name):
     assert C.load(CONFIGS / name)["data"]["dataset"] == "mnist"
 
@@ -62,19 +64,22 @@ def test_wrong_type_says_what_is_allowed(tmp_path, capsys):
 
 
 def test_out_of_range_inside_a_layer(tmp_path, capsys):
-    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, relu, {dropout: {p: 1.5}}, {affine: {out: 10}}]\n")
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, relu, "
+                                             "{dropout: {p: 1.5}}, {affine: {out: 10}}]\n")
     assert code == 2
     assert "model.2.dropout.p: out of range: 1.5 is not ≥ 0 and < 1" in err
 
 
 def test_misspelt_layer_suggests(tmp_path, capsys):
-    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, rleu, {affine: {out: 10}}]\n")
+    code, err, _ = run_cli(tmp_path, capsys,
+                           "model: [{affine: {out: 32}}, rleu, {affine: {out: 10}}]\n")
     assert code == 2
     assert "model.1: unknown layer 'rleu' (did you mean 'relu'?)" in err
 
 
 def test_output_layer_must_match_classes(tmp_path, capsys):
-    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 32}}, relu, {affine: {out: 7}}]\n")
+    code, err, _ = run_cli(tmp_path, capsys,
+                           "model: [{affine: {out: 32}}, relu, {affine: {out: 7}}]\n")
     assert code == 2
     assert "model.2.affine.out" in err and "10 classes" in err
 
@@ -134,13 +139,15 @@ def test_saved_config_is_plain_yaml(tmp_path):
 def test_new_layer_and_optimizer_classes_are_in_configs_without_edits():
     config = C.load(None, ["model.1=tanh", "model.4={leakyrelu: {negative_slope: 0.2}}",
                            "optimizer.name=adamw"])
-    assert config["model"][1] == "tanh" and config["model"][4] == {"leakyrelu": {"negative_slope": 0.2}}
+    assert config["model"][1] == "tanh"
+    assert config["model"][4] == {"leakyrelu": {"negative_slope": 0.2}}
     assert config["optimizer"] == {"name": "adamw", "lr": 0.001, "beta1": 0.9, "beta2": 0.999,
                                    "eps": 1e-8, "weight_decay": 0.01}
 
 
 def test_a_layer_setting_out_of_its_class_range_is_refused_by_the_config(tmp_path, capsys):
-    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 8}}, {leakyrelu: {negative_slope: 2}}, "
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{affine: {out: 8}}, "
+                                             "{leakyrelu: {negative_slope: 2}}, "
                                              "{affine: {out: 10}}]\n")
     assert code == 2
     assert "model.1.leakyrelu.negative_slope: out of range: 2 is not ≥ 0 and ≤ 1" in err

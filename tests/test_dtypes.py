@@ -36,14 +36,16 @@ def data(dtype, n=64, dim=12, classes=4):
 
 def model_of(dtype, rng):
     return Sequential(Affine(12, 16, rng=rng, dtype=dtype), ReLU(), Dropout(0.2, rng=rng),
-                      Affine(16, 8, rng=rng, dtype=dtype), Sigmoid(), Affine(8, 4, rng=rng, dtype=dtype))
+                      Affine(16, 8, rng=rng, dtype=dtype), Sigmoid(),
+                      Affine(8, 4, rng=rng, dtype=dtype))
 
 
 def arrays_of(model, optimizer):
     """(name, array) of everything training touches: parameters, gradients, optimizer states."""
     out = [(p.name, p.data) for p in model.parameters()]
     out += [(p.name + ".grad", p.grad) for p in model.parameters()]
-    out += [(f"{slot}.{i}", a) for slot, arrays in optimizer.state.items() for i, a in enumerate(arrays)]
+    out += [(f"{slot}.{i}", a) for slot, arrays in optimizer.state.items()
+            for i, a in enumerate(arrays)]
     return out
 
 
@@ -71,7 +73,8 @@ def test_training_steps_keep_the_dtype(opt, weight_decay, dtype):
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: o.__name__)
 def test_fit_keeps_float32_with_a_numpy_float64_learning_rate(opt):
-    """A schedule may hand back np.float64 rates; they must not turn float32 parameters into float64."""
+    """A schedule may hand back np.float64 rates; they must not turn float32 parameters into
+    float64."""
     rng = np.random.default_rng(2)
     x, t = data(np.float32)
     model = model_of(np.float32, rng)
@@ -87,7 +90,8 @@ def test_fit_keeps_float32_with_a_numpy_float64_learning_rate(opt):
 def test_layers_keep_the_dtype_forward_and_backward(dtype):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 7)).astype(dtype)
-    for layer in (ReLU(), Sigmoid(), Softmax(), Dropout(0.5, rng=rng), Affine(7, 7, rng=rng, dtype=dtype)):
+    for layer in (ReLU(), Sigmoid(), Softmax(), Dropout(0.5, rng=rng),
+                  Affine(7, 7, rng=rng, dtype=dtype)):
         y = layer.forward(x, train=True)
         assert y.dtype == dtype, type(layer).__name__
         assert layer.backward(np.ones_like(y)).dtype == dtype, type(layer).__name__
@@ -97,7 +101,8 @@ def test_layers_keep_the_dtype_forward_and_backward(dtype):
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: o.__name__)
 def test_a_parameter_swapped_to_float64_is_updated_in_float64(opt):
-    """float64_copy (gradcheck, bias log) swaps p.data for a float64 copy: in-place updates must follow."""
+    """float64_copy (gradcheck, bias log) swaps p.data for a float64 copy: in-place updates must
+    follow."""
     from framework import Parameter
     p = Parameter(np.ones((3, 2), dtype=np.float32))
     optimizer = opt([p], lr=0.1)

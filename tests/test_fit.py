@@ -24,12 +24,16 @@ def blobs(rng, n=600, classes=3, dim=8):
     return (centers[t] + rng.standard_normal((n, dim))).astype(np.float32), t
 
 
-def run(seed=0, epochs=3, lr=1e-2, opt=Adam, callbacks=(CheckFinite(),)):
+def run(seed=0, epochs=3, lr=1e-2, opt=Adam, callbacks=None):
+    if callbacks is None:
+        callbacks = (CheckFinite(),)
     rng = np.random.default_rng(seed)
     x, t = blobs(np.random.default_rng(100))
-    model = Sequential(Affine(8, 16, rng=rng), ReLU(), Dropout(0.1, rng=rng), Affine(16, 3, rng=rng))
+    model = Sequential(Affine(8, 16, rng=rng), ReLU(), Dropout(0.1, rng=rng),
+                       Affine(16, 3, rng=rng))
     history = fit(model, SoftmaxCrossEntropy(), opt(model.parameters(), lr=lr), (x[:500], t[:500]),
-                  val=(x[500:], t[500:]), epochs=epochs, batch_size=32, rng=rng, callbacks=callbacks)
+                  val=(x[500:], t[500:]), epochs=epochs, batch_size=32, rng=rng,
+                  callbacks=callbacks)
     return history, model
 
 
@@ -52,7 +56,8 @@ def test_bias_log_reports_the_first_batch_of_each_epoch():
     bias = []
     history, _ = run(epochs=2, callbacks=[BiasLog(log=bias.extend)])
     assert list(history.epoch) == [1, 2]
-    assert [(r["step"], r["layer"]) for r in bias] == [(1, "affine1.b"), (1, "affine2.b"), (17, "affine1.b"), (17, "affine2.b")]
+    assert [(r["step"], r["layer"]) for r in bias] == [(1, "affine1.b"), (1, "affine2.b"),
+                                                       (17, "affine1.b"), (17, "affine2.b")]
     for r in bias:
         assert r["sum_check"] < 1e-6 and r["ones_check"] < 1e-6 and r["numeric_rel_err"] < 1e-5
     assert abs(bias[1]["db_sum"]) < 1e-6 and bias[1]["identity_check"] < 1e-6

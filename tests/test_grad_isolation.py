@@ -40,7 +40,8 @@ def test_the_bias_log_leaves_the_steps_dropout_gradients_alone(dtype):
 
 def test_the_bias_log_sees_the_training_batchs_dy():
     rng = np.random.default_rng(2)
-    model = F.Sequential(F.Affine(5, 6, rng=rng), F.ReLU(), F.Dropout(0.5, rng=rng), F.Affine(6, 3, rng=rng))
+    model = F.Sequential(F.Affine(5, 6, rng=rng), F.ReLU(), F.Dropout(0.5, rng=rng),
+                         F.Affine(6, 3, rng=rng))
     loss_fn = F.SoftmaxCrossEntropy()
     x, t = rng.standard_normal((7, 5)).astype(np.float32), rng.integers(0, 3, 7)
     loss_fn.forward(model.forward(x, train=True), t)

@@ -26,7 +26,8 @@ def check_layer(layer, x, seed=0):
     errors = {"x": relative_error(dx.ravel(), numeric_grad(loss, x, np.arange(x.size), 1e-6))}
     for p in layer.parameters():
         assert p.grad.shape == p.data.shape
-        errors[p.name] = relative_error(p.grad.ravel(), numeric_grad(loss, p.data, np.arange(p.data.size), 1e-6))
+        errors[p.name] = relative_error(p.grad.ravel(),
+                                        numeric_grad(loss, p.data, np.arange(p.data.size), 1e-6))
     return errors
 
 
@@ -38,7 +39,8 @@ def make(kind, n_in, n_out, rng):
 
 
 @pytest.mark.parametrize("n, n_in, n_out", SHAPES)
-@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh", "leakyrelu"])
+@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh",
+                                  "leakyrelu"])
 def test_backward_matches_central_differences(kind, n, n_in, n_out):
     rng = np.random.default_rng(n)
     layer = make(kind, n_in, n_out, rng)
@@ -57,7 +59,8 @@ def test_affine_flattens_higher_dimensional_input_and_restores_its_shape():
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh", "leakyrelu"])
+@pytest.mark.parametrize("kind", ["affine", "relu", "sigmoid", "softmax", "dropout", "tanh",
+                                  "leakyrelu"])
 def test_backward_leaves_the_incoming_gradient_untouched(kind):
     rng = np.random.default_rng(2)
     layer = make(kind, 6, 6, rng)
@@ -87,7 +90,8 @@ def test_affine_need_dx_false_fills_parameter_grads_and_returns_none():
     np.testing.assert_array_equal(layer.b.grad, np.full(3, 4, np.float32))
 
 
-@pytest.mark.parametrize("init, std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(1 / 400)), (0.05, 0.05)])
+@pytest.mark.parametrize("init, std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(1 / 400)),
+                                       (0.05, 0.05)])
 def test_affine_init_scales_and_zero_bias(init, std):
     layer = Affine(400, 300, init=init, rng=np.random.default_rng(5))
     assert layer.W.data.dtype == np.float32 and layer.b.data.dtype == np.float32

@@ -30,7 +30,8 @@ def test_gradcheck_of_a_whole_model_every_parameter_and_the_input(n):
             layer.b.data[:] = rng.standard_normal(layer.b.data.shape)
     x, t = rng.standard_normal((n, 6)), rng.integers(0, 3, n)
     errors = gradcheck(model, SoftmaxCrossEntropy(), x, t)
-    assert set(errors) == {"affine1.W", "affine1.b", "affine2.W", "affine2.b", "affine3.W", "affine3.b", "input"}
+    assert set(errors) == {"affine1.W", "affine1.b", "affine2.W", "affine2.b", "affine3.W",
+                           "affine3.b", "input"}
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -61,7 +62,8 @@ def test_batch_gradient_is_the_mean_of_per_example_gradients():
     x, t = rng.standard_normal((5, 6)), rng.integers(0, 3, 5)
     batch, per_example = batch_and_per_example_bias_grads(model, x, t)
     for j, grad in enumerate(batch):
-        np.testing.assert_allclose(grad, np.mean([g[j] for g in per_example], axis=0), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(grad, np.mean([g[j] for g in per_example], axis=0),
+                                   rtol=1e-10, atol=1e-14)
 
 
 def test_output_bias_gradient_is_mean_probability_minus_label_fraction():
@@ -72,7 +74,8 @@ def test_output_bias_gradient_is_mean_probability_minus_label_fraction():
     loss_fn.forward(model.forward(x, train=False), t)
     model.backward(loss_fn.backward())
     db = model.layers[-1].b.grad
-    np.testing.assert_allclose(db, loss_fn.p.mean(axis=0) - np.bincount(t, minlength=3) / 7, atol=1e-15)
+    np.testing.assert_allclose(db, loss_fn.p.mean(axis=0) - np.bincount(t, minlength=3) / 7,
+                               atol=1e-15)
     assert abs(db.sum()) < 1e-15
 
 
@@ -96,8 +99,10 @@ class UnsummedBiasAffine(Affine):
 
 def test_gradcheck_catches_a_bias_gradient_averaged_over_the_batch():
     rng = np.random.default_rng(3)
-    model = Sequential(MeanBiasAffine(6, 4, rng=rng, dtype=np.float64), ReLU(), Affine(4, 3, rng=rng, dtype=np.float64))
-    errors = gradcheck(model, SoftmaxCrossEntropy(), rng.standard_normal((5, 6)), rng.integers(0, 3, 5))
+    model = Sequential(MeanBiasAffine(6, 4, rng=rng, dtype=np.float64), ReLU(),
+                       Affine(4, 3, rng=rng, dtype=np.float64))
+    errors = gradcheck(model, SoftmaxCrossEntropy(), rng.standard_normal((5, 6)),
+                       rng.integers(0, 3, 5))
     assert errors["meanbiasaffine1.b"] > 0.5
     assert errors["affine1.b"] < 1e-6
 
@@ -106,16 +111,20 @@ def test_optimizer_refuses_an_unsummed_bias_gradient():
     rng = np.random.default_rng(4)
     model = Sequential(UnsummedBiasAffine(6, 4, rng=rng), ReLU(), Affine(4, 3, rng=rng))
     loss_fn = SoftmaxCrossEntropy()
-    loss_fn.forward(model.forward(rng.standard_normal((5, 6)).astype(np.float32)), rng.integers(0, 3, 5))
+    loss_fn.forward(model.forward(rng.standard_normal((5, 6)).astype(np.float32)),
+                    rng.integers(0, 3, 5))
     model.backward(loss_fn.backward())
-    with pytest.raises(ValueError, match=r"unsummedbiasaffine1\.b: grad shape \(5, 4\) != data shape \(4,\).*sum\(axis=0\)"):
+    with pytest.raises(ValueError, match=r"unsummedbiasaffine1\.b: grad shape \(5, 4\) != "
+                                         r"data shape \(4,\).*sum\(axis=0\)"):
         SGD(model.parameters(), lr=0.1).step()
 
 
 def test_layers_and_parameters_get_readable_names():
     rng = np.random.default_rng(5)
-    model = Sequential([Affine(4, 3, rng=rng, name="hidden"), ReLU(), Affine(3, 2, rng=rng), Softmax()])
-    assert [name for name, _ in model.named_parameters()] == ["hidden.W", "hidden.b", "affine2.W", "affine2.b"]
+    model = Sequential([Affine(4, 3, rng=rng, name="hidden"), ReLU(), Affine(3, 2, rng=rng),
+                        Softmax()])
+    assert ([name for name, _ in model.named_parameters()]
+            == ["hidden.W", "hidden.b", "affine2.W", "affine2.b"])
     assert [layer.name for layer in model.layers] == ["hidden", "relu1", "affine2", "softmax1"]
 
 
@@ -125,7 +134,8 @@ def test_duplicate_layer_names_are_refused():
 
 
 def test_summary_lists_shapes_and_parameter_counts():
-    model = Sequential(Affine(784, 256, rng=np.random.default_rng(0)), ReLU(), Affine(256, 10, rng=np.random.default_rng(0)))
+    model = Sequential(Affine(784, 256, rng=np.random.default_rng(0)), ReLU(),
+                       Affine(256, 10, rng=np.random.default_rng(0)))
     text = model.summary()
     assert "(N, 256)" in text and "200,960" in text and "2,570" in text
     assert text.splitlines()[-1] == "total parameters: 203,530"
@@ -143,7 +153,8 @@ def test_backward_without_input_gradient_still_fills_every_grad():
     rng = np.random.default_rng(7)
     model = mlp(rng, dtype=np.float32)
     loss_fn = SoftmaxCrossEntropy()
-    loss_fn.forward(model.forward(rng.standard_normal((4, 6)).astype(np.float32)), np.array([0, 1, 2, 0]))
+    loss_fn.forward(model.forward(rng.standard_normal((4, 6)).astype(np.float32)),
+                    np.array([0, 1, 2, 0]))
     assert model.backward(loss_fn.backward(), need_dx=False) is None
     assert all(p.grad.shape == p.data.shape and p.grad.any() for p in model.parameters())
 

@@ -11,12 +11,16 @@ HAND = {
     "sgd": (SGD, dict(lr=0.1), [0.9, 0.8, 0.7]),
     "momentum": (Momentum, dict(lr=0.1, momentum=0.9), [0.9, 0.71, 0.439]),  # v = -.1, -.19, -.271
     "nesterov": (Nesterov, dict(lr=0.1, momentum=0.9), [0.81, 0.539, 0.1951]),  # w += .9 v - .1
-    "adagrad": (AdaGrad, dict(lr=0.1), [1 - sum(0.1 / (math.sqrt(k) + 1e-10) for k in range(1, s + 1)) for s in (1, 2, 3)]),
+    "adagrad": (AdaGrad, dict(lr=0.1), [1 - sum(0.1 / (math.sqrt(k) + 1e-10)
+                                                for k in range(1, s + 1)) for s in (1, 2, 3)]),
     "rmsprop": (RMSprop, dict(lr=0.01), [1 - 0.01 / (math.sqrt(0.01) + 1e-8),
-                                         1 - 0.01 / (math.sqrt(0.01) + 1e-8) - 0.01 / (math.sqrt(0.0199) + 1e-8),
-                                         1 - 0.01 / (math.sqrt(0.01) + 1e-8) - 0.01 / (math.sqrt(0.0199) + 1e-8)
+                                         1 - 0.01 / (math.sqrt(0.01) + 1e-8)
+                                         - 0.01 / (math.sqrt(0.0199) + 1e-8),
+                                         1 - 0.01 / (math.sqrt(0.01) + 1e-8)
+                                         - 0.01 / (math.sqrt(0.0199) + 1e-8)
                                          - 0.01 / (math.sqrt(0.029701) + 1e-8)]),
-    # With a constant gradient the bias-corrected moments are exactly g and g², so each step is lr * g / (|g| + eps).
+    # With a constant gradient the bias-corrected moments are exactly g and g², so each step is
+    # lr * g / (|g| + eps).
     "adam": (Adam, dict(lr=0.1), [1 - s * 0.1 * 0.5 / (0.5 + 1e-8) for s in (1, 2, 3)]),
 }
 
@@ -32,7 +36,8 @@ def test_three_steps_match_hand_computed_values(name):
         assert p.data[0, 0] == pytest.approx(want, rel=1e-12)
 
 
-def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=None, betas=(0.9, 0.999)):
+def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=None,
+                    betas=(0.9, 0.999)):
     """PyTorch's documented algorithms, written independently, one scalar at a time."""
     w = w.astype(np.float64).ravel().tolist()
     state = [dict(b=None, s=0.0, m=0.0, v=0.0) for _ in w]
@@ -62,8 +67,8 @@ def torch_reference(name, w, grads, lr, wd=0.0, momentum=0.9, alpha=0.99, eps=No
     return np.array(w)
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad, "rmsprop": RMSprop,
-              "adam": Adam, "adamw": AdamW}
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
+              "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -77,7 +82,8 @@ def test_matches_pytorch_rules_on_random_gradients(name, wd):
     for g in grads:
         p.grad = g
         opt.step()
-    np.testing.assert_allclose(p.data.ravel(), torch_reference(name, w0, grads, lr=0.05, wd=wd), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p.data.ravel(), torch_reference(name, w0, grads, lr=0.05, wd=wd),
+                               rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -109,7 +115,8 @@ def test_state_dict_round_trip_continues_identically(name):
         opt_a.step()
     b = Parameter(a.data.copy())
     opt_b = OPTIMIZERS[name]([b], lr=0.5)  # a different lr, restored from the state
-    opt_b.load_state_dict({k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in opt_a.state_dict().items()})
+    opt_b.load_state_dict({k: np.array(v) if isinstance(v, np.ndarray) else v
+                           for k, v in opt_a.state_dict().items()})
     for g in grads[2:]:
         a.grad, b.grad = g, g
         opt_a.step()
@@ -126,12 +133,14 @@ def test_a_gradient_of_the_wrong_shape_is_refused_with_the_parameter_name(name):
 
 
 def test_matches_torch_itself_when_installed():
-    torch = pytest.importorskip("torch", reason="PyTorch is not a dependency; this cross-check runs only where it is installed")
+    torch = pytest.importorskip("torch", reason="PyTorch is not a dependency; this cross-check "
+                                                "runs only where it is installed")
     rng = np.random.default_rng(2)
     w0, grads = rng.standard_normal((3, 4)), [rng.standard_normal((3, 4)) for _ in range(4)]
     makers = {"sgd": lambda p: torch.optim.SGD(p, lr=0.05, weight_decay=0.01),
               "momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
-              "nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+              "nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True,
+                                                    weight_decay=0.01),
               "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.05, weight_decay=0.01),
               "rmsprop": lambda p: torch.optim.RMSprop(p, lr=0.05, weight_decay=0.01),
               "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.01),
@@ -146,7 +155,8 @@ def test_matches_torch_itself_when_installed():
             topt.step()
             p.grad = g
             opt.step()
-        np.testing.assert_allclose(p.data, tw.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(p.data, tw.detach().numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=name)
 
 
 @pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.999)])
@@ -157,7 +167,8 @@ def test_adam_refuses_betas_outside_0_1(betas):
 
 
 def test_adamw_decay_is_decoupled_from_the_adaptive_step():
-    # With g = 0 Adam's step is 0, so AdamW's weight moves by exactly the decay: w (1 - lr wd) per step.
+    # With g = 0 Adam's step is 0, so AdamW's weight moves by exactly the decay:
+    # w (1 - lr wd) per step.
     p = Parameter(np.full((2, 2), 3.0))
     opt = AdamW([p], lr=0.1, weight_decay=0.5)
     for _ in range(3):
@@ -173,4 +184,5 @@ def test_adamw_decay_is_decoupled_from_the_adaptive_step():
 
 def test_adamw_defaults_are_pytorchs():
     opt = AdamW([Parameter(np.zeros((2, 2)))])
-    assert (opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay) == (1e-3, 0.9, 0.999, 1e-8, 1e-2)
+    assert ((opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay)
+            == (1e-3, 0.9, 0.999, 1e-8, 1e-2))

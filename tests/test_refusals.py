@@ -1,4 +1,4 @@
-"""The library refuses what it cannot handle, naming the value, instead of computing something else."""
+"""The library refuses what it cannot handle, naming the value, instead of computing another thing."""
 import numpy as np
 import pytest
 
@@ -12,7 +12,8 @@ def logits(n=4, c=10):
 @pytest.mark.parametrize("t, message", [
     (np.array([0, 1, -1, 2]), r"label -1 in row 2 is not a class index in \[0, 10\)"),
     (np.array([0, 1, 10, 2]), r"label 10 in row 2 is not a class index in \[0, 10\)"),
-    (np.zeros((4, 1), np.int64), r"targets of shape \(4, 1\) .* do not fit logits of shape \(4, 10\)"),
+    (np.zeros((4, 1), np.int64),
+     r"targets of shape \(4, 1\) .* do not fit logits of shape \(4, 10\)"),
     (np.array([3]), r"1 labels for 4 rows of logits"),
     (np.eye(9, dtype=np.float32)[[0, 1, 2, 3]], r"targets of shape \(4, 9\)"),
     (np.vstack([np.eye(10, dtype=np.float32)[:3], np.zeros((1, 10), np.float32)]),
@@ -68,7 +69,8 @@ def test_optimizer_settings_out_of_range_are_refused(make, message):
 
 @pytest.mark.parametrize("init", [-1.0, float("nan"), 0, "glorot"])
 def test_affine_refuses_a_bad_init(init):
-    with pytest.raises(ValueError, match=r"Affine: init: .* is not allowed; expected one of he, xavier"):
+    with pytest.raises(ValueError,
+                       match=r"Affine: init: .* is not allowed; expected one of he, xavier"):
         F.Affine(3, 2, init=init)
 
 
@@ -80,8 +82,8 @@ def test_backward_before_forward_says_so():
 
 def test_a_wrong_input_width_names_the_layer_and_the_shapes():
     model = F.Sequential(F.Affine(784, 10))
-    with pytest.raises(ValueError, match=r"affine1: expects a batch of 784 inputs each.*got an array "
-                                         r"of shape \(2, 783\)"):
+    with pytest.raises(ValueError, match=r"affine1: expects a batch of 784 inputs each.*got an "
+                                         r"array of shape \(2, 783\)"):
         model.forward(np.zeros((2, 783), np.float32))
 
 
@@ -99,7 +101,8 @@ def test_predict_takes_one_example_or_a_batch():
 
 
 def test_inference_does_not_run_dropout():
-    model = F.Sequential(F.Affine(4, 3, rng=np.random.default_rng(0)), F.Dropout(0.9), input_shape=(4,))
+    model = F.Sequential(F.Affine(4, 3, rng=np.random.default_rng(0)), F.Dropout(0.9),
+                         input_shape=(4,))
     x = np.ones((2, 4), np.float32)
     np.testing.assert_array_equal(model.forward(x), model.forward(x))  # eval mode by default
     np.testing.assert_array_equal(model.predict_proba(x), model.predict_proba(x))

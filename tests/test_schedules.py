@@ -36,7 +36,8 @@ def test_cosine_runs_from_lr_to_final_over_total_steps():
 
 def test_warmup_ramps_linearly_then_hands_over_to_the_schedule_at_its_start():
     schedule = Warmup(StepDecay(0.8, every=2, gamma=0.5), steps=4)
-    assert [schedule(s) for s in range(8)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.4, 0.4])
+    assert [schedule(s) for s in range(8)] == pytest.approx([0.2, 0.4, 0.6, 0.8,
+                                                             0.8, 0.8, 0.4, 0.4])
 
 
 def test_fit_sets_the_scheduled_rate_before_every_step(monkeypatch):

@@ -36,8 +36,10 @@ def write(tmp_path, text):
 def test_every_combination_with_its_settings(tmp_path):
     path = write(tmp_path, SWEEP)
     runs = combinations(load(path), user_config(path)[0], str(path))
-    assert [label for label, _, _ in runs] == ["optimizer.name=sgd,training.seed=0", "optimizer.name=sgd,training.seed=1",
-                                               "optimizer.name=adam,training.seed=0", "optimizer.name=adam,training.seed=1"]
+    assert [label for label, _, _ in runs] == ["optimizer.name=sgd,training.seed=0",
+                                               "optimizer.name=sgd,training.seed=1",
+                                               "optimizer.name=adam,training.seed=0",
+                                               "optimizer.name=adam,training.seed=1"]
     assert [config["optimizer"]["lr"] for _, _, config in runs] == [0.05, 0.05, 0.003, 0.003]
     assert all(config["sweep"] is None for _, _, config in runs)
 
@@ -52,12 +54,14 @@ def test_sweep_runs_and_ranks(tmp_path, capsys):
     for folder in table["folder"]:
         assert (out / folder / "metrics.csv").exists()
     sub = yaml.safe_load((out / "optimizer.name=adam,training.seed=1" / "config.yaml").read_text())
-    assert sub["optimizer"] == {**sub["optimizer"], "name": "adam", "lr": 0.003} and sub["training"]["seed"] == 1
+    assert sub["optimizer"] == {**sub["optimizer"], "name": "adam", "lr": 0.003}
+    assert sub["training"]["seed"] == 1
     assert "sweep done: 4 runs" in capsys.readouterr().out
 
 
 def test_diverging_run_does_not_stop_the_sweep(tmp_path):
-    text = SWEEP.replace("optimizer.name=adam: {optimizer.lr: 0.003}", "optimizer.name=adam: {optimizer.lr: 1e30}")
+    text = SWEEP.replace("optimizer.name=adam: {optimizer.lr: 0.003}",
+                         "optimizer.name=adam: {optimizer.lr: 1e30}")
     out = tmp_path / "out"
     assert main([str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
     table = pd.read_csv(out / "comparison.csv")
@@ -76,7 +80,8 @@ def test_bad_grid_key_is_refused_before_any_run(tmp_path, capsys):
     text = SWEEP.replace("training.seed: [0, 1]", "training.sed: [0, 1]")
     assert main([str(write(tmp_path, text)), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "sweep combination" in err and "training.sed: unknown key 'sed' (did you mean 'seed'?)" in err
+    assert "sweep combination" in err
+    assert "training.sed: unknown key 'sed' (did you mean 'seed'?)" in err
 
 
 def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):

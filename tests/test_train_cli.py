@@ -1,4 +1,5 @@
-"""train.py end to end: real MNIST quick run, synthetic runs, determinism, resume, NaN stop, bias CSV."""
+"""train.py end to end: real MNIST quick run, synthetic runs, determinism, resume, NaN stop,
+bias CSV."""
 import json
 import os
 import re
@@ -23,7 +24,8 @@ data:
   validation: 100
   batch_size: 50
   synthetic: {train: 400, test: 100, features: 8, classes: 3}
-model: [{affine: {out: 16}}, relu, {dropout: {p: 0.1}}, {affine: {out: 16}}, relu, {affine: {out: 3}}]
+model: [{affine: {out: 16}}, relu, {dropout: {p: 0.1}}, {affine: {out: 16}}, relu,
+        {affine: {out: 3}}]
 optimizer: {name: adam, lr: 0.01}
 training: {epochs: 3, seed: 1, bias_every: 4}
 logging: {progress: false, plots: false}
@@ -38,7 +40,8 @@ def tiny_config(tmp_path, extra=""):
 
 
 def metrics_without_time(folder):
-    """metrics.csv's text with the wall-clock column (the last) cut off: the rest must repeat exactly."""
+    """metrics.csv's text with the wall-clock column (the last) cut off: the rest must repeat
+    exactly."""
     lines = (Path(folder) / "metrics.csv").read_text().splitlines()
     assert lines[0].endswith(",seconds")
     return [line.rsplit(",", 1)[0] for line in lines]
@@ -47,21 +50,23 @@ def metrics_without_time(folder):
 def test_quick_config_on_real_mnist(mnist_files, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
     out = tmp_path / "run"
-    code = main([str(REPO / "configs" / "quick.yaml"), "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    code = main([str(REPO / "configs" / "quick.yaml"), "--data-dir", str(tmp_path / "data"),
+                 "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0
     assert "affine3.b  dY (128, 10) -> db (10,) = sum of 128 rows" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.8 and summary["parameters"] == 669_706
-    assert {"config.yaml", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "log.txt"} <= {p.name for p in out.iterdir()}
+    assert ({"config.yaml", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "log.txt"}
+            <= {p.name for p in out.iterdir()})
 
 
 def test_synthetic_run_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
     assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 0
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns) == ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                                     "test_loss", "test_acc", "seconds"]
+    assert list(metrics.columns) == ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss",
+                                     "val_acc", "test_loss", "test_acc", "seconds"]
     assert list(metrics["epoch"]) == [1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and 0 <= summary["test_accuracy"] <= 1
@@ -82,7 +87,8 @@ def test_same_seed_same_metrics_and_bias_log(tmp_path):
     for name in ("a", "b"):
         assert main([config, "--out", str(tmp_path / name), "--quiet"]) == 0
     assert metrics_without_time(tmp_path / "a") == metrics_without_time(tmp_path / "b")
-    assert (tmp_path / "a" / "bias_grads.csv").read_bytes() == (tmp_path / "b" / "bias_grads.csv").read_bytes()
+    assert ((tmp_path / "a" / "bias_grads.csv").read_bytes()
+            == (tmp_path / "b" / "bias_grads.csv").read_bytes())
 
 
 def test_other_seed_other_metrics(tmp_path):
@@ -113,7 +119,8 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, caps
     assert main(["--resume", str(interrupted), "--quiet"]) == 0
     assert len(metrics_without_time(interrupted)) == 4
     assert metrics_without_time(interrupted) == metrics_without_time(tmp_path / "straight")
-    assert (interrupted / "bias_grads.csv").read_bytes() == (tmp_path / "straight" / "bias_grads.csv").read_bytes()
+    assert ((interrupted / "bias_grads.csv").read_bytes()
+            == (tmp_path / "straight" / "bias_grads.csv").read_bytes())
 
 
 def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
@@ -146,10 +153,12 @@ def test_overflow_stops_with_step_and_layer_and_keeps_last_good_checkpoint(tmp_p
     out = tmp_path / "run"
     # lr multiplied by 1e30 after epoch 1: epoch 1 trains, epoch 2 overflows.
     code = main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.name=sgd",
-                 "--set", "optimizer.lr=0.1", "--set", "schedule={name: step, step_epochs: 1, gamma: 1e30}"])
+                 "--set", "optimizer.lr=0.1",
+                 "--set", "schedule={name: step, step_epochs: 1, gamma: 1e30}"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 3
-    assert re.search(r"step \d+ \(epoch 2\): loss \S+; first non-finite gradient in affine\d\.[Wb]", err)
+    assert re.search(r"step \d+ \(epoch 2\): loss \S+; "
+                     r"first non-finite gradient in affine\d\.[Wb]", err)
     assert F.load(out / "checkpoint.npz")["epoch"] == 1
     assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
 
@@ -159,7 +168,8 @@ def test_bias_csv_checks_hold(tmp_path):
     main([tiny_config(tmp_path), "--out", str(out), "--quiet"])
     bias = pd.read_csv(out / "bias_grads.csv")
     assert set(bias["layer"]) == {"affine1.b", "affine2.b", "affine3.b"}
-    assert sorted(set(bias["step"])) == [1, 4, 7, 8, 12, 13, 16]  # 6 steps per epoch: starts 1, 7, 13; every 4
+    # 6 steps per epoch: starts 1, 7, 13; every 4
+    assert sorted(set(bias["step"])) == [1, 4, 7, 8, 12, 13, 16]
     assert (bias["sum_check"] < 1e-6).all() and (bias["ones_check"] < 1e-6).all()
     assert (bias["numeric_rel_err"] < 1e-5).all()
     output = bias[bias["layer"] == "affine3.b"]
@@ -171,7 +181,8 @@ def test_bias_lines_in_the_log(tmp_path, capsys):
     main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--set", "training.epochs=1"])
     printed = capsys.readouterr().out
     assert "step 1  affine1.b  dY (50, 16) -> db (16,) = sum of 50 rows" in printed
-    assert "Σ_k db_k" in printed and "pushed most" in printed and "Why: python train.py --explain-bias" in printed
+    assert "Σ_k db_k" in printed and "pushed most" in printed
+    assert "Why: python train.py --explain-bias" in printed
     bias_lines = [line for line in printed.splitlines() if "step " in line or line.startswith("  ")]
     assert bias_lines and max(len(line) for line in bias_lines) <= 100
 
@@ -188,7 +199,8 @@ def test_early_stopping_on_validation(tmp_path):
     out = tmp_path / "run"
     # An lr of 1e-12 leaves validation accuracy where it is: stop after 1 + patience epochs.
     main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.lr=1e-12",
-          "--set", "schedule.name=none", "--set", "training.epochs=10", "--set", "training.patience=2"])
+          "--set", "schedule.name=none", "--set", "training.epochs=10",
+          "--set", "training.patience=2"])
     assert len(pd.read_csv(out / "metrics.csv")) == 3
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped early"
 
@@ -216,26 +228,30 @@ def test_train_py_leaves_the_users_openblas_coretype_alone(tmp_path, coretype):
     # what train.py imports before main() runs, then numpy: what a run sees.
     probe = ("import os, experiments.cli, numpy, framework; "
              "print(os.environ.get('OPENBLAS_CORETYPE'))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(coretype)
 
 
 def test_train_py_from_another_folder(tmp_path):
     config = tiny_config(tmp_path)
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), config, "--out", "run", "--quiet",
-                           "--set", "training.epochs=1"], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), config, "--out", "run",
+                           "--quiet", "--set", "training.epochs=1"],
+                          cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     first_line = (tmp_path / "run" / "log.txt").read_text().splitlines()[0]
     assert first_line.startswith(f"numpy {np.__version__}") and "BLAS" in first_line
     bad = subprocess.run([sys.executable, str(REPO / "train.py"), "--set", "optimizer.nam=adam"],
                          cwd=tmp_path, capture_output=True, text=True)
-    assert bad.returncode == 2 and "did you mean 'name'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "did you mean 'name'" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_tanh_leaky_relu_and_adamw_train_from_the_command_line(tmp_path):
     code = main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet",
-                 "--set", "model=[{affine: {out: 16}}, tanh, {affine: {out: 8}}, leakyrelu, {affine: {out: 3}}]",
+                 "--set", "model=[{affine: {out: 16}}, tanh, {affine: {out: 8}}, leakyrelu, "
+                          "{affine: {out: 3}}]",
                  "--set", "optimizer.name=adamw"])
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -252,7 +268,8 @@ logging: {progress: false, plots: false}
 """
 
 
-def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files, tmp_path, monkeypatch, capsys):
+def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files, tmp_path,
+                                                                     monkeypatch):
     monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
     config = tmp_path / "cnn.yaml"
     config.write_text(CNN, encoding="utf-8")
@@ -269,11 +286,13 @@ def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files
     assert main([*common, "--out", str(tmp_path / "cut")]) == 130
     monkeypatch.undo()
     monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
-    assert main(["--resume", str(tmp_path / "cut"), "--data-dir", str(tmp_path / "data"), "--quiet"]) == 0
+    resume = ["--resume", str(tmp_path / "cut"), "--data-dir", str(tmp_path / "data"), "--quiet"]
+    assert main(resume) == 0
     assert metrics_without_time(tmp_path / "cut") == metrics_without_time(tmp_path / "straight")
     for name in ("bias_grads.csv", "steps.csv"):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
-    a, b = F.load(tmp_path / "cut" / "checkpoint.npz"), F.load(tmp_path / "straight" / "checkpoint.npz")
+    a = F.load(tmp_path / "cut" / "checkpoint.npz")
+    b = F.load(tmp_path / "straight" / "checkpoint.npz")
     for key in a["model"]:  # BatchNorm's running statistics included
         np.testing.assert_array_equal(a["model"][key], b["model"][key], err_msg=key)
     assert "batchnorm1.running_var" in a["model"]
