@@ -1,4 +1,4 @@
-"""The library refuses what it cannot handle, naming the value, rather than compute another thing."""
+"""The library refuses what it cannot handle, naming the value, instead of computing another."""
 import numpy as np
 import pytest
 
