@@ -62,6 +62,37 @@ def relative_error(analytic, numeric):
     return float(np.abs(analytic - numeric).max(initial=0) / scale) if scale > 0 else 0.0
 
 
+def layer_gradcheck(layer, x, train=True, before_forward=None, eps=1e-6):
+    """{"x": error, "<param name>": error, ...}: one layer's backward against float64 central
+    differences for every entry of its input and parameters, with L = sum(y * R), R random.
+
+    The check a new layer's tests run. The layer's parameters become float64 (use a layer made
+    for the check). before_forward(), when given, runs before every forward: a Dropout check
+    fixes its mask with it.
+    """
+    x = np.array(x, dtype=np.float64)
+    for p in layer.parameters():
+        p.data, p.grad = p.data.astype(np.float64), None
+
+    def forward():
+        if before_forward is not None:
+            before_forward()
+        return layer.forward(x, train=train)
+
+    R = np.random.default_rng(99).standard_normal(forward().shape)
+    loss = lambda: float(np.sum(forward() * R))
+    loss()
+    dx = layer.backward(R.copy())
+    errors = {"x": relative_error(dx.ravel(), numeric_grad(loss, x, np.arange(x.size), eps))}
+    for p in layer.parameters():
+        if p.grad.shape != p.data.shape or p.grad.dtype != np.float64:
+            raise ValueError(f"{p.name}: grad {p.grad.dtype} {p.grad.shape} for data "
+                             f"{p.data.shape}")
+        numeric = numeric_grad(loss, p.data, np.arange(p.data.size), eps)
+        errors[p.name] = relative_error(p.grad.ravel(), numeric)
+    return errors
+
+
 def gradcheck(model, loss_fn, x, t, eps=1e-6, max_entries=None, rng=None):
     """Max relative error between backprop and central differences, per parameter and "input".
 

@@ -3,27 +3,10 @@ import numpy as np
 import pytest
 
 import framework as F
-from framework.numeric import numeric_grad, relative_error
+from framework.numeric import layer_gradcheck
 
 C = 3
 SHAPES = [(5, C), (2, C, 4, 5)]  # (N, C) and (N, C, H, W), no two sizes alike
-
-
-def check_layer(layer, x, train):
-    """Relative errors of dx and of each parameter's grad for L = sum(y * R), R random (float64)."""
-    x = x.astype(np.float64)
-    for p in layer.parameters():
-        p.data = p.data.astype(np.float64)
-    R = np.random.default_rng(99).standard_normal(x.shape)
-    loss = lambda: float(np.sum(layer.forward(x, train=train) * R))
-    loss()
-    dx = layer.backward(R.copy())
-    errors = {"x": relative_error(dx.ravel(), numeric_grad(loss, x, np.arange(x.size), 1e-6))}
-    for p in layer.parameters():
-        assert p.grad.shape == p.data.shape and p.grad.dtype == np.float64
-        numeric = numeric_grad(loss, p.data, np.arange(p.data.size), 1e-6)
-        errors[p.name] = relative_error(p.grad.ravel(), numeric)
-    return errors
 
 
 def batchnorm(seed=0, momentum=0.1):
@@ -45,7 +28,7 @@ def channel_axes(shape):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_matches_central_differences(shape, train):
     x = np.random.default_rng(1).standard_normal(shape) * 3 + 2
-    errors = check_layer(batchnorm(), x, train)
+    errors = layer_gradcheck(batchnorm(), x, train)
     assert max(errors.values()) < 1e-7, errors
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import framework as F
-from framework.numeric import numeric_grad, relative_error
+from framework.numeric import layer_gradcheck
 
 # N, C, out, H, W all different, and kernels, strides and paddings that differ between height
 # and width, so that a mix-up of two axes changes a shape or a value.
@@ -22,23 +22,6 @@ POOL_CASES = [  # kernel, stride
 ]
 
 
-def check_layer(layer, x, train=True):
-    """Relative errors of dx and of each parameter's grad for L = sum(y * R), R random (float64)."""
-    x = x.astype(np.float64)
-    for p in layer.parameters():
-        p.data = p.data.astype(np.float64)
-    R = np.random.default_rng(99).standard_normal(layer.forward(x, train=train).shape)
-    loss = lambda: float(np.sum(layer.forward(x, train=train) * R))
-    loss()
-    dx = layer.backward(R.copy())
-    errors = {"x": relative_error(dx.ravel(), numeric_grad(loss, x, np.arange(x.size), 1e-6))}
-    for p in layer.parameters():
-        assert p.grad.shape == p.data.shape and p.grad.dtype == np.float64
-        numeric = numeric_grad(loss, p.data, np.arange(p.data.size), 1e-6)
-        errors[p.name] = relative_error(p.grad.ravel(), numeric)
-    return errors
-
-
 def conv(kernel, stride, padding, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     layer = F.Conv2D(C, OUT, kernel, stride=stride, padding=padding, rng=rng, dtype=dtype)
@@ -49,20 +32,20 @@ def conv(kernel, stride, padding, seed=0, dtype=np.float32):
 @pytest.mark.parametrize("kernel, stride, padding", CONV_CASES)
 def test_conv_backward_matches_central_differences(kernel, stride, padding):
     x = np.random.default_rng(1).standard_normal((N, C, H, W))
-    errors = check_layer(conv(kernel, stride, padding), x)
+    errors = layer_gradcheck(conv(kernel, stride, padding), x)
     assert max(errors.values()) < 1e-7, errors
 
 
 @pytest.mark.parametrize("kernel, stride", POOL_CASES)
 def test_maxpool_backward_matches_central_differences(kernel, stride):
     x = np.random.default_rng(2).standard_normal((N, C, H, W))  # no ties: max is differentiable
-    errors = check_layer(F.MaxPool2D(kernel, stride), x)
+    errors = layer_gradcheck(F.MaxPool2D(kernel, stride), x)
     assert errors["x"] < 1e-7, errors
 
 
 def test_flatten_backward_matches_central_differences():
     x = np.random.default_rng(3).standard_normal((N, C, H, W))
-    assert check_layer(F.Flatten(), x)["x"] < 1e-9
+    assert layer_gradcheck(F.Flatten(), x)["x"] < 1e-9
 
 
 def test_a_small_cnn_passes_gradcheck():
