@@ -32,13 +32,27 @@ child process whose environment has OPENBLAS_CORETYPE=NAME (yours is left as it 
     python benchmarks/bench_train.py --coretype Haswell   # AVX2 kernels
     python benchmarks/bench_train.py --coretype SkylakeX  # AVX-512 kernels, where the CPU has them
 """
-import argparse
 import os
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from timing import (
+    Timed,
+    batch_sizes,
+    benchmark_parser,
+    coretype_env,
+    load_average,
+    measure,
+    not_float32,
+    openblas_info,
+    print_parts,
+    profile_step,
+    run,
+    serve_torch,
+    spread,
+    start_torch,
+    synthetic_mnist,
+    write_json,
+)
 
 import framework as fw
 
@@ -47,60 +61,20 @@ SIZES = (784, 256, 128, 10)
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch-sizes", default="32,128,512",
-                    help="comma-separated batch sizes (default 32,128,512)")
+    ap = benchmark_parser(__doc__, batch_sizes="32,128,512", reps=9, block=0.4, warmup=0.3,
+                          profile_steps=300)
     ap.add_argument("--optimizers", default="sgd,adam", help="comma-separated: sgd, adam")
-    ap.add_argument("--reps", type=int, default=9, help="timed repetitions per figure (median)")
-    ap.add_argument("--block", type=float, default=0.4, help="seconds per repetition (approx.)")
-    ap.add_argument("--warmup", type=float, default=0.3, help="seconds of warm-up per candidate")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch's threads (default: as many as OpenBLAS uses; set OpenBLAS's "
-                         "own with OPENBLAS_NUM_THREADS in the environment)")
-    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
-    ap.add_argument("--coretype", metavar="NAME",
-                    help="run in a child process with OPENBLAS_CORETYPE=NAME "
-                         "(e.g. Haswell, SkylakeX)")
     ap.add_argument("--idle-callbacks", action="store_true",
                     help="also time fit with train.py's callbacks set to do nothing on these steps")
-    ap.add_argument("--profile", action="store_true",
-                    help="only profile a step per layer (forward, backward, optimizer)")
-    ap.add_argument("--profile-steps", type=int, default=300)
-    ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
-# --- environment ----------------------------------------------------------------------------
 
-def openblas_info():
-    """(core name, threads) of the OpenBLAS numpy uses, or (None, None) when unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-        for pool in threadpool_info():
-            if pool.get("internal_api") == "openblas":
-                return pool.get("architecture"), pool.get("num_threads")
-    except Exception:
-        pass
-    try:  # numpy wheels bundle scipy-openblas with prefixed symbols
-        import ctypes
-        import glob
-        libs = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "*openblas*"))
-        lib = ctypes.CDLL(libs[0])
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                core = getattr(lib, f"{prefix}get_corename{suffix}", None)
-                threads = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-                if core is not None and threads is not None:
-                    core.restype = ctypes.c_char_p
-                    return core().decode(), int(threads())
-    except Exception:
-        pass
-    return None, None
+def optimizers(args):
+    return [o.strip().lower() for o in args.optimizers.split(",")]
 
 
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+def mnist(seed):
+    return synthetic_mnist(np.random.default_rng(seed), EPOCH, SIZES[:1])
 
 
 # --- the candidates -------------------------------------------------------------------------
@@ -124,29 +98,15 @@ def epochs_of(steps, n, batch):
     return [min(per_epoch, steps - done) * batch for done in range(0, steps, per_epoch)]
 
 
-class Timed:
-    """A candidate: run(steps) does that many training steps; timed here."""
+class Step(Timed):
+    """This MLP's step is short, so a block has more of them, and the timer waits a moment
+    before each block for threads of the previous candidate to go quiet."""
 
-    def calibrate(self, warmup, block):
-        """Warms up for ~warmup seconds; returns the number of steps that take ~block seconds."""
-        steps, spent = 1, 0.0
-        while spent < warmup:
-            t0 = time.perf_counter()
-            self.run(steps)
-            dt = time.perf_counter() - t0
-            spent += dt
-            per_step = dt / steps
-            steps = min(steps * 2, max(1, int(0.1 / per_step)))
-        return max(5, int(block / per_step))
-
-    def seconds_per_step(self, steps):
-        time.sleep(0.005)
-        t0 = time.perf_counter()
-        self.run(steps)
-        return (time.perf_counter() - t0) / steps
+    min_steps = 5
+    pause = 0.005
 
 
-class Framework(Timed):
+class Framework(Step):
     """framework.fit on the first examples of (x, t): the real loop, not a copy of it."""
 
     def __init__(self, opt, x, t, batch, seed):
@@ -164,14 +124,6 @@ class Framework(Timed):
             fw.fit(self.model, self.loss_fn, self.optimizer, (self.x[:n], self.t[:n]), epochs=1,
                    batch_size=self.batch, rng=self.rng, callbacks=self.callbacks())
 
-    def check_dtypes(self):
-        """Names of arrays that are not float32 after training (no silent upcasts)."""
-        bad = [p.name for p in self.model.parameters()
-               if p.data.dtype != np.float32 or p.grad.dtype != np.float32]
-        bad += [f"{slot}.{i}" for slot, arrays in self.optimizer.state.items()
-                for i, a in enumerate(arrays) if a.dtype != np.float32]
-        return bad
-
 
 class IdleCallbacks(Framework):
     """fit with train.py's callbacks, none of which has work on these steps: a constant lr,
@@ -184,7 +136,7 @@ class IdleCallbacks(Framework):
                 fw.EarlyStopping(patience=1000)]
 
 
-class Floor(Timed):
+class Floor(Step):
     """The step's 8 matrix products alone, into buffers allocated once."""
 
     def __init__(self, batch, rng):
@@ -206,7 +158,7 @@ class Floor(Timed):
                     np.matmul(dh[i + 1], W[i].T, out=dh[i])
 
 
-class Torch(Timed):
+class Torch(Step):
     def __init__(self, opt, x, t, batch, seed, threads):
         import torch
         import torch.nn.functional as F
@@ -244,123 +196,49 @@ class Torch(Timed):
                 correct += int((logits.argmax(dim=1) == t).sum())
 
 
-class TorchProcess:
-    """PyTorch in a child process: torch's OpenMP threads and OpenBLAS's worker (which spins
-    ~0.1 s after each product) must not fight over the cores; in one process they made torch
-    up to 30x slower. The parent waits idle while the child times its steps."""
-
-    SETTLE = 0.15  # seconds for the parent's OpenBLAS worker to stop spinning
-
-    def __init__(self, threads, seed):
-        import subprocess
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--torch-worker", "--threads", str(threads),
-             "--seed", str(seed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.version = self.ask("version")
-
-    def ask(self, *words):
-        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
-        reply = self.proc.stdout.readline()
-        if not reply:
-            raise RuntimeError("the torch worker died")
-        return reply.strip()
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
-
-    def candidate(self, opt, batch):
-        process = self
-
-        class Remote:
-            def calibrate(self, warmup, block):
-                time.sleep(process.SETTLE)
-                return int(process.ask("calibrate", opt, batch, warmup, block))
-
-            def seconds_per_step(self, steps):
-                time.sleep(process.SETTLE)
-                return float(process.ask("time", opt, batch, steps))
-
-        return Remote()
-
-
 def torch_worker(args):
-    """The child's loop: `version`, `calibrate opt batch warmup block`, `time opt batch steps`."""
-    import torch
-    x, t = synthetic_mnist(np.random.default_rng(args.seed))
-    benches = {}
-
-    def bench(opt, batch):
-        if (opt, batch) not in benches:
-            benches[opt, batch] = Torch(opt, x, t, batch, args.seed, args.threads)
-        return benches[opt, batch]
-
-    for line in sys.stdin:
-        cmd, *rest = line.split()
-        if cmd == "version":
-            reply = f"{torch.__version__} threads={torch.get_num_threads()}"
-        elif cmd == "calibrate":
-            reply = bench(rest[0], int(rest[1])).calibrate(float(rest[2]), float(rest[3]))
-        else:
-            reply = bench(rest[0], int(rest[1])).seconds_per_step(int(rest[2]))
-        print(reply, flush=True)
+    """The child's side of TorchProcess: a candidate's key is its optimizer and batch size."""
+    x, t = mnist(args.seed)
+    serve_torch(lambda opt, batch: Torch(opt, x, t, int(batch), args.seed, args.threads))
 
 
-# --- timing ---------------------------------------------------------------------------------
+# --- the table ------------------------------------------------------------------------------
 
-def synthetic_mnist(rng, n=EPOCH):
-    """Pixels in [0, 1] as float32 (MNIST's shape and range), labels 0..9."""
-    x = rng.integers(0, 256, size=(n, SIZES[0]), dtype=np.uint8).astype(np.float32)
-    x /= 255
-    return x, rng.integers(0, 10, size=n).astype(np.intp)
-
-
-def measure(candidates, reps, warmup, block):
-    """Median seconds per step for each candidate, interleaved rep by rep."""
-    steps = {name: c.calibrate(warmup, block) for name, c in candidates.items()}
-    times = {name: [] for name in candidates}
-    for _ in range(reps):
-        for name, c in candidates.items():
-            times[name].append(c.seconds_per_step(steps[name]))
-    return {name: float(np.median(t)) for name, t in times.items()}, times
+def candidates_for(args, x, t, batch, torch_process):
+    candidates = {"floor": Floor(batch, np.random.default_rng(args.seed))}
+    for opt in optimizers(args):
+        candidates[f"framework {opt}"] = Framework(opt, x, t, batch, args.seed)
+        if args.idle_callbacks:
+            candidates[f"fw+idle {opt}"] = IdleCallbacks(opt, x, t, batch, args.seed)
+        if torch_process is not None:
+            candidates[f"torch {opt}"] = torch_process.candidate(opt, batch)
+    return candidates
 
 
-def have_torch(args):
-    if args.no_torch:
-        return False
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
+def table_row(batch, name, median, times):
+    s, floor = median[name], median["floor"]
+    kind, _, opt = name.partition(" ")
+    row = {"batch": batch, "candidate": kind, "optimizer": opt or "-", "s_per_step": s,
+           "samples_per_s": batch / s, "s_per_epoch": EPOCH * s / batch,
+           "x_floor": s / floor, "over_floor_ms": (s - floor) * 1e3,
+           "spread": spread(times[name], s), "s_per_step_reps": times[name]}
+    if kind == "framework" and f"torch {opt}" in median:
+        row["x_torch"] = median[f"torch {opt}"] / s
+    return row
 
 
 def run_table(args, x, t, torch_process):
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    optimizers = [o.strip().lower() for o in args.optimizers.split(",")]
     rows = []
-    for batch in batch_sizes:
-        candidates = {"floor": Floor(batch, np.random.default_rng(args.seed))}
-        for opt in optimizers:
-            candidates[f"framework {opt}"] = Framework(opt, x, t, batch, args.seed)
-            if args.idle_callbacks:
-                candidates[f"fw+idle {opt}"] = IdleCallbacks(opt, x, t, batch, args.seed)
-            if torch_process is not None:
-                candidates[f"torch {opt}"] = torch_process.candidate(opt, batch)
+    for batch in batch_sizes(args):
+        candidates = candidates_for(args, x, t, batch, torch_process)
         median, times = measure(candidates, args.reps, args.warmup, args.block)
         for name, c in candidates.items():
-            if isinstance(c, Framework) and c.check_dtypes():
-                print(f"WARNING {name}: not float32 after training: {c.check_dtypes()}")
-        floor = median["floor"]
-        for name, s in median.items():
-            kind, _, opt = name.partition(" ")
-            row = {"batch": batch, "candidate": kind, "optimizer": opt or "-", "s_per_step": s,
-                   "samples_per_s": batch / s, "s_per_epoch": EPOCH * s / batch,
-                   "x_floor": s / floor, "over_floor_ms": (s - floor) * 1e3,
-                   "spread": float(np.subtract(*np.percentile(times[name], [75, 25])) / s),
-                   "s_per_step_reps": times[name]}
-            if kind == "framework" and f"torch {opt}" in median:
-                row["x_torch"] = median[f"torch {opt}"] / s
-            rows.append(row)
-        print_rows([r for r in rows if r["batch"] == batch], header=batch == batch_sizes[0])
+            bad = isinstance(c, Framework) and not_float32(c.model, c.optimizer)
+            if bad:
+                print(f"WARNING {name}: not float32 after training: {bad}")
+        new = [table_row(batch, name, median, times) for name in median]
+        print_rows(new, header=not rows)
+        rows += new
     return rows
 
 
@@ -372,64 +250,28 @@ def print_rows(rows, header):
         x_torch = f"{r['x_torch']:.2f}" if "x_torch" in r else ""
         over = (f"{r['over_floor_ms']:.3f} ms"
                 if "over_floor_ms" in r and r["candidate"] != "floor" else "")
-        spread = f"{r['spread']:.0%}" if "spread" in r else ""
+        iqr = f"{r['spread']:.0%}" if "spread" in r else ""
         print(f"{r['batch']:>5}  {r['candidate']:<12}{r['optimizer']:<6}"
               f"{r['samples_per_s']:>11,.0f}{r['s_per_epoch']:>9.3f}{r['x_floor']:>9.2f}"
-              f"{x_torch:>9}{over:>12}{spread:>8}")
+              f"{x_torch:>9}{over:>12}{iqr:>8}")
 
 
 # --- profile --------------------------------------------------------------------------------
 
-def wrap_timer(obj, method, key, acc):
-    """Replaces obj.method (on this instance only) by a timed call adding to acc[key]."""
-    inner = getattr(obj, method)
-
-    def timed(*a, **k):
-        t0 = time.perf_counter()
-        out = inner(*a, **k)
-        acc[key] = acc.get(key, 0.0) + time.perf_counter() - t0
-        return out
-
-    setattr(obj, method, timed)
-
-
 def profile(args, x, t):
     """Per layer: seconds per step in forward and backward, the loss, and the optimizer."""
-    for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        for opt in [o.strip().lower() for o in args.optimizers.split(",")]:
+    for batch in batch_sizes(args):
+        for opt in optimizers(args):
             bench = Framework(opt, x, t, batch, args.seed)
             bench.run(50)  # warm-up, untimed
-            acc = {}
-            for layer in bench.model.layers:
-                wrap_timer(layer, "forward", (layer.name, "forward"), acc)
-                wrap_timer(layer, "backward", (layer.name, "backward"), acc)
-            wrap_timer(bench.loss_fn, "forward", ("loss", "forward"), acc)
-            wrap_timer(bench.loss_fn, "backward", ("loss", "backward"), acc)
-            wrap_timer(bench.optimizer, "step", (f"{opt} step", ""), acc)
             floor = Floor(batch, np.random.default_rng(args.seed))
             floor.run(20)
             steps = args.profile_steps
-            t0 = time.perf_counter()
-            bench.run(steps)
-            total = (time.perf_counter() - t0) / steps
-            t0 = time.perf_counter()
-            floor.run(steps)
-            floor_s = (time.perf_counter() - t0) / steps
+            acc, total, floor_s = profile_step(bench, floor, steps, f"{opt} step")
             print(f"\nprofile: batch {batch}, {opt}, {steps} steps: {total * 1e3:.3f} ms/step "
                   f"(GEMM floor {floor_s * 1e3:.3f} ms)")
-            print(f"  {'':<16}{'forward':>10}{'backward':>10}{'total':>10}{'share':>8}")
-            rows = {}
-            for (name, part), s in acc.items():
-                rows.setdefault(name, {})[part] = s / steps
-            for name, parts in rows.items():
-                fwd, bwd, other = parts.get("forward"), parts.get("backward"), parts.get("")
-                tot = sum(v for v in (fwd, bwd, other) if v)
-                cell = lambda v: f"{v * 1e3:.3f}" if v is not None else ""
-                print(f"  {name:<16}{cell(fwd):>10}{cell(bwd):>10}{tot * 1e3:>10.3f}"
-                      f"{tot / total:>8.1%}")
-            rest = total - sum(acc.values()) / steps
-            print(f"  {'step overhead':<16}{'':>10}{'':>10}{rest * 1e3:>10.3f}{rest / total:>8.1%}"
-                  "   (fit's own work: batch gather, checks, accuracy; timers)")
+            print_parts(acc, steps, total, width=16, digits=3, rest_label="step overhead",
+                        rest_note="fit's own work: batch gather, checks, accuracy; timers")
             print("  (ms per step; Affine rows include their matrix products: "
                   "the floor above is all 8 of them)")
 
@@ -440,17 +282,14 @@ def main(args):
     core, threads = openblas_info()
     threads = args.threads or threads or os.cpu_count()
     print(f"numpy {np.__version__}, OpenBLAS core {core}, {threads} threads "
-          f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}); "
-          f"{os.cpu_count()} CPUs; load average {load()}")
-    x, t = synthetic_mnist(np.random.default_rng(args.seed))
+          f"(OPENBLAS_CORETYPE={coretype_env()}); "
+          f"{os.cpu_count()} CPUs; load average {load_average()}")
+    x, t = mnist(args.seed)
     if args.profile:
         profile(args, x, t)
         return
-    torch_process = torch_version = None
-    if have_torch(args):
-        torch_process = TorchProcess(threads, args.seed)
-        torch_version = torch_process.version
-        print(f"torch {torch_version} (in a child process, timed alternately with the rest)")
+    torch_process = start_torch(__file__, args, threads)
+    torch_version = torch_process.version if torch_process is not None else None
     print(f"reference MLP {'-'.join(map(str, SIZES))}, float32, medians of {args.reps} reps; "
           "x floor = step / GEMM floor; x torch = throughput / PyTorch eager's\n")
     try:
@@ -458,20 +297,11 @@ def main(args):
     finally:
         if torch_process is not None:
             torch_process.close()
-    print(f"\nload average at the end {load()}")
+    print(f"\nload average at the end {load_average()}")
     if args.json:
-        import json
-        meta = {"numpy": np.__version__, "openblas_core": core, "threads": threads,
-                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-                "torch": torch_version,
-                "cpus": os.cpu_count(), "reps": args.reps, "load_end": os.getloadavg()}
-        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        print(f"figures written to {args.json}")
+        write_json(args, rows, threads, torch_version, openblas_core=core,
+                   load_end=os.getloadavg())
 
 
 if __name__ == "__main__":
-    ARGS = parse_args()
-    if ARGS.coretype:
-        from child_env import rerun_with_coretype  # beside this script
-        sys.exit(rerun_with_coretype(__file__, ARGS.coretype))
-    torch_worker(ARGS) if ARGS.torch_worker else main(ARGS)
+    run(__file__, parse_args(), main, torch_worker)
