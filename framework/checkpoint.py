@@ -1,4 +1,5 @@
-"""Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without pickle."""
+"""Checkpoints: model, optimizer state and extras in one .npz, written atomically, read without
+pickle."""
 import json
 import zipfile
 
@@ -36,7 +37,10 @@ def load(path):
     """Reads a checkpoint: {"model": state, "optimizer": state or absent, extras...}."""
     out = {"model": {}}
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):  # a .npy file holds one array, not members
+            raise CheckpointError(f"{path}: holds a single array (a .npy file), not a checkpoint")
+        with f:
             for key in f.files:
                 group, name = key.split("/", 1)
                 value = f[key]  # reads (and CRC-checks) the member now, inside the try
@@ -57,7 +61,8 @@ def load(path):
 def load_model(path):
     """The model saved in a checkpoint, rebuilt from its architecture with the saved weights and
     buffers, ready for predict (eval mode is predict's and evaluate's own)."""
-    from .registry import layers  # registry imports every layer module; checkpoint is imported early
+    # registry imports every layer module; checkpoint is imported early
+    from .registry import layers
     from .sequential import Sequential
 
     state = load(path)
