@@ -143,7 +143,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         return 2
     except OSError as e:  # a folder or file that cannot be made, read or written
         where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
-        if e.errno == errno.ENOSPC and job.folder is not None:
+        if e.errno == errno.ENOSPC and job.folder is not None and (job.folder / "checkpoint.npz").exists():
             where += (f"\nThe disk is full. The run's last complete checkpoint is intact; free some "
                       f"space, then continue with:\n    python train.py --resume {job.folder}")
         fail(where, log)
