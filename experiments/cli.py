@@ -195,6 +195,9 @@ def run(args, default_config, log, job):
     sweep = config["sweep"] is not None
     if sweep:
         combinations(config, user, source)  # every combination checked before any folder or run
+    elif args.resume:
+        from .resume import checked_state
+        checked_state(folder, config)  # a changed config is refused before any data is loaded
     note = "".join(f" --set {o}" for o in args.overrides)
     if not args.resume:
         name = config["name"] or Path(source).stem

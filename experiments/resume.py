@@ -27,9 +27,12 @@ def differences(saved, current, path=()):
     return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
 
 
-def restore(folder, model, optimizer, rng, config):
-    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
-    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
+def checked_state(folder, config):
+    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history).
+
+    The CLI calls this before any data is loaded, so that a changed config.yaml (even one cut
+    down to a few bytes, which reads as all defaults, MNIST included) is refused at once rather
+    than after a download."""
     path = folder / "checkpoint.npz"
     where = f"--resume {folder}"
     try:
@@ -52,6 +55,14 @@ def restore(folder, model, optimizer, rng, config):
     if (not isinstance(history, list) or len(history) != epoch
             or [r.get("epoch") if isinstance(r, dict) else None for r in history] != list(range(1, epoch + 1))):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
+    return state
+
+
+def restore(folder, model, optimizer, rng, config):
+    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
+    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
+    state = checked_state(folder, config)
+    where, epoch, history = f"--resume {folder}", state["epoch"], state["history"]
     kind = type(rng.bit_generator).__name__
     if not isinstance(state["rng"], dict) or state["rng"].get("bit_generator") != kind:
         raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} state.")
