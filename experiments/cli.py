@@ -39,9 +39,9 @@ and downloaded from data.mirrors, else $MNIST_MIRRORS (comma-separated URLs or f
 else the built-in mirrors.
 
 exit codes: 0 done; 2 a mistake in the command, the config, the data or the run folder
-(message on stderr); 3 the loss or a gradient became NaN/inf (the last good checkpoint is
-kept); 130 interrupted by Ctrl-C (the last completed epoch is checkpointed: --resume);
-1 an unexpected error (a bug: please report the traceback).
+(message on stderr); 3 the loss, a gradient or the learning rate became NaN/inf (the last
+good checkpoint is kept); 130 interrupted by Ctrl-C (the last completed epoch is
+checkpointed: --resume); 1 an unexpected error (a bug: please report the traceback).
 """
 
 
@@ -127,7 +127,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         job.discard_if_empty(log)
         return 130
     except Diverged as e:
-        fail(f"Training stopped: the loss or a gradient is not finite at {e}. "
+        fail(f"Training stopped: a value is NaN or infinite at {e}. "
              + (f"The checkpoint of epoch {e.epoch} (the last one with finite weights) is kept in "
                 f"{e.folder / 'checkpoint.npz'}. " if e.epoch is not None else "")
              + "Try a smaller optimizer.lr, a schedule warm-up, or a smaller affine init.", log)
