@@ -10,6 +10,7 @@ from datasets import DownloadError, IDXError
 
 from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, save_config
+from .memory import check_fits, config_bytes
 from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
 
@@ -193,9 +194,10 @@ def run(args, default_config, log, job):
         user.setdefault("data", {})["dir"] = args.data_dir
     config = expand_paths(resolve(user, source, origins))
     sweep = config["sweep"] is not None
-    if sweep:
-        combinations(config, user, source)  # every combination checked before any folder or run
-    elif args.resume:
+    # Every combination is checked, its memory estimate too, before any folder, data or model.
+    for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
+        check_fits(config_bytes(each), f"sweep run {label}" if label else "this config")
+    if args.resume and not sweep:
         from .resume import checked_state
         checked_state(folder, config)  # a changed config is refused before any data is loaded
     note = "".join(f" --set {o}" for o in args.overrides)
