@@ -205,8 +205,10 @@ def run(args, default_config, log, job):
         name = config["name"] or Path(source).stem
         if args.out:
             folder = Path(args.out).expanduser()
-            job.take(folder, None, created=not folder.exists())
-            job.handle = claim_folder(folder)
+            # Ours to remove on an early failure only once we hold its lock: a second train.py
+            # refused here must not delete the folder the first one is training in.
+            created = not folder.exists()
+            job.take(folder, claim_folder(folder), created)
         else:
             folder = new_run_folder(config["logging"]["runs_dir"], name)
             job.take(folder, lock(folder), created=True)
