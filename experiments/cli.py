@@ -4,6 +4,7 @@ import errno
 import shutil
 import sys
 import textwrap
+import unicodedata
 from pathlib import Path
 
 from datasets import DownloadError, IDXError
@@ -98,11 +99,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
     if (args.resume or args.eval) and args.out:
         fail("--out names a new run's folder; --resume and --eval work in the folder they name.")
         return 2
-    bad = next((a for a in (args.out, args.resume, args.eval, args.data_dir, *args.overrides)
-                if a and any(ord(c) < 32 for c in a)), None)
-    if bad is not None:
-        fail(f"{bad!r}: a control character in a path or setting; type it without one.")
-        return 2
+    for given in (args.out, args.resume, args.eval, args.data_dir, *args.overrides):
+        kinds = {unicodedata.category(c) for c in given or ""}
+        if "Cc" in kinds:
+            fail(f"{given!r}: a control character in a path or setting; type it without one.")
+            return 2
+        if "Cs" in kinds:  # bytes that are not UTF-8 (Python keeps them as lone surrogates)
+            fail(f"{given!r}: a path or setting that is not UTF-8 text; the run's log and "
+                 "config are UTF-8, so use a name in UTF-8.")
+            return 2
 
     log = Log(quiet=args.quiet, verbose=args.verbose)
     job = Job()

@@ -8,6 +8,7 @@ or --set), the key path and what is allowed.
 """
 import copy
 import os
+import unicodedata
 
 import framework as F
 from datasets import DATASETS
@@ -33,16 +34,18 @@ __all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 # ---- checks the config needs besides the framework's
 
 class Text(Check):
-    """A non-empty text without control characters (names and paths)."""
+    """A non-empty text without control characters (names and paths), in UTF-8."""
 
     allowed = "a text"
 
     def __call__(self, value):
         if not isinstance(value, str) or not value:
             raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
-        bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
         if bad is not None:
-            raise Invalid(f"the text {value!r} holds the control character {bad!r}; names and paths cannot")
+            what = (f"the control character {bad!r}" if unicodedata.category(bad) == "Cc"
+                    else f"{bad!r}, a lone surrogate that UTF-8 cannot encode")
+            raise Invalid(f"the text {value!r} holds {what}; names and paths cannot")
         return value
 
 
