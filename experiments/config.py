@@ -26,7 +26,7 @@ from framework.checks import (
     settings,
 )
 
-from .yamlfile import ConfigError, dump, parse_yaml, read_mapping
+from .yamlfile import MAX_BYTES, ConfigError, dump, parse_yaml, read_mapping
 
 __all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 
@@ -142,6 +142,9 @@ class OptimizerSection(Check):
         return {"name": name, **resolve_section(given, own)}
 
 
+MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer than a whole sweep
+
+
 class SweepSpec(Check):
     """null, or `grid:` (key path -> list of values) and optionally `with:` ("key.path=value" -> settings)."""
 
@@ -165,6 +168,9 @@ class SweepSpec(Check):
                 raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}", ("grid",))
             if not isinstance(values, list) or not values:
                 raise Invalid(f"wrong type: expected a non-empty list of values, got {describe(values)}", ("grid", key))
+            if len(values) > MAX_GRID_VALUES:  # refused before sweep.combinations compares them in pairs
+                raise Invalid(f"{len(values):,} values; a sweep runs at most {MAX_GRID_VALUES} combinations",
+                              ("grid", key))
         if not isinstance(extra, dict):
             raise Invalid(f"wrong type: expected a mapping, got {describe(extra)}", ("with",))
         for key, more in extra.items():
@@ -326,10 +332,18 @@ def key_path(key):
 
 def parse_override(text):
     """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01)."""
+    if len(text) > MAX_BYTES:  # as a config file: parsing megabytes of YAML takes minutes
+        raise ConfigError(f"--set {text[:40]}...: {len(text):,} characters; a setting is at most "
+                          f"{MAX_BYTES // 1024} KB (write a long one in a config file).")
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01.")
-    return key_path(key), parse_yaml(value, f"--set {text}")
+    return key_path(key), parse_yaml(value, f"--set {shorten(text)}")
+
+
+def shorten(text, limit=100):
+    """An override as messages quote it: a long one cut to its start."""
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def default_at(path):
@@ -373,8 +387,8 @@ def user_config(path=None, overrides=()):
     origins = []
     for item in overrides:
         key, value = parse_override(item)
-        set_path(user, key, value, f"--set {item}")
-        origins.append((key, f"--set {item}"))
+        set_path(user, key, value, f"--set {shorten(item)}")
+        origins.append((key, f"--set {shorten(item)}"))
     return user, origins
 
 
