@@ -25,7 +25,7 @@ examples:
   python train.py --set optimizer.name=momentum --set optimizer.momentum=0.95
   python train.py --set model.0.affine.out=256       list items by position (from 0)
   python train.py --set data.subset=2000 --set schedule.name=none
-  python train.py configs/compare_optimizers.yaml    a sweep: one sub-folder per run + comparison.csv
+  python train.py configs/compare_optimizers.yaml    a sweep: a sub-folder per run + comparison.csv
   python train.py --resume runs/20250101-120000-mnist_mlp
   python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
   python train.py --explain-bias                     why db = dY.sum(axis=0), worked out
@@ -55,18 +55,24 @@ def parser():
         description="Train a NumPy MLP from a YAML experiment config (or run a sweep of them), "
                     "logging on real batches why a batched Affine layer's bias gradient is "
                     "db = dY.sum(axis=0).")
-    p.add_argument("config", nargs="?", help="YAML experiment (default: configs/mnist_mlp.yaml next to train.py)")
+    p.add_argument("config", nargs="?",
+                   help="YAML experiment (default: configs/mnist_mlp.yaml next to train.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one setting (repeatable), e.g. --set optimizer.lr=0.01")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: a new runs/<date>-<time>-<name>)")
-    p.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (or are downloaded to)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: a new runs/<date>-<time>-<name>)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where the dataset files are (or are downloaded to)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run (or sweep) in DIR")
     p.add_argument("--eval", metavar="RUN_DIR",
                    help="evaluate a run's best (else last) checkpoint on the test set, then exit")
-    p.add_argument("--quiet", action="store_true", help="print only the result and errors (log.txt has all)")
-    p.add_argument("--verbose", action="store_true", help="also print the resolved config (log.txt has it)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the result and errors (log.txt has all)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print the resolved config (log.txt has it)")
     p.add_argument("--explain-bias", action="store_true",
-                   help="print a worked N=3 example of the bias forward broadcast and backward sum, then exit")
+                   help="print a worked N=3 example of the bias forward broadcast and backward "
+                        "sum, then exit")
     return p
 
 
@@ -126,7 +132,8 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
                  f"{e.folder / 'checkpoint.npz'}); {e.unwritten} not written.", log)
         else:
             fail(f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
-                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n    python train.py --resume {e.folder}", log)
+                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n"
+                 f"    python train.py --resume {e.folder}", log)
         return 130
     except KeyboardInterrupt:
         fail("Interrupted before training started; nothing to resume.", log)
@@ -149,9 +156,10 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         return 2
     except OSError as e:  # a folder or file that cannot be made, read or written
         where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
-        if e.errno == errno.ENOSPC and job.folder is not None and (job.folder / "checkpoint.npz").exists():
-            where += (f"\nThe disk is full. The run's last complete checkpoint is intact; free some "
-                      f"space, then continue with:\n    python train.py --resume {job.folder}")
+        if (e.errno == errno.ENOSPC and job.folder is not None
+                and (job.folder / "checkpoint.npz").exists()):
+            where += ("\nThe disk is full. The run's last complete checkpoint is intact; free "
+                      f"some space, then continue with:\n    python train.py --resume {job.folder}")
         fail(where, log)
         job.discard_if_empty(log)
         return 2
@@ -171,7 +179,8 @@ class Job:
 
     def discard_if_empty(self, log):
         """A run this command started that failed before its first checkpoint leaves no folder."""
-        if self.created and self.folder is not None and not (self.folder / "checkpoint.npz").exists():
+        if (self.created and self.folder is not None
+                and not (self.folder / "checkpoint.npz").exists()):
             log.close_all()
             shutil.rmtree(self.folder, ignore_errors=True)
             print(f"(removed {self.folder}: the run never started)", file=sys.stderr)
@@ -241,11 +250,13 @@ def report(result, folder, log):
         r = result
         best = (f" (best val {r['best_val_accuracy']:.2%} at epoch {r['best_val_epoch']})"
                 if r["best_val_accuracy"] is not None else "")
-        test = f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None else "no test set"
+        test = (f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None
+                else "no test set")
         epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
         log(f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)", always=True)
         log(f"run folder: {folder}   (evaluate it: python train.py --eval {folder})", always=True)
     else:
         top = result.iloc[0]
-        log(f"sweep done: {len(result)} runs, best {top['run']}; table in {folder / 'comparison.csv'}", always=True)
+        log(f"sweep done: {len(result)} runs, best {top['run']}; table in "
+            f"{folder / 'comparison.csv'}", always=True)
     return 0

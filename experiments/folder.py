@@ -20,8 +20,9 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
     fcntl = None
 
-RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "best.npz",
-             "summary.json", "curves.png", "bias_grads.png", "comparison.csv", "comparison.png", ".lock")
+RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "bias_grads.csv", "checkpoint.npz",
+             "best.npz", "summary.json", "curves.png", "bias_grads.png", "comparison.csv",
+             "comparison.png", ".lock")
 
 
 class Log:
@@ -71,8 +72,9 @@ def lock(folder):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this run "
-                              "folder; wait until it ends (or stop it), then use --resume.") from None
+            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this "
+                              "run folder; wait until it ends (or stop it), then use --resume."
+                              ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -104,7 +106,8 @@ def claim_folder(out):
                     if p.name not in RUN_FILES and not p.name.endswith(TEMP_SUFFIX))
     if others:
         raise ConfigError(f"--out {out}: this folder holds other files ({', '.join(others[:3])}"
-                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new folder.")
+                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new "
+                          "folder.")
     handle = lock(folder)
     if (folder / "config.yaml").exists():
         handle.close()

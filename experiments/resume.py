@@ -39,21 +39,24 @@ def checked_state(folder, config):
         state = F.load(path)
     except F.CheckpointError as e:
         raise ConfigError(f"{where}: {e}.") from None
-    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config") if k not in state]
+    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config")
+               if k not in state]
     if missing:
-        raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of a "
-                          "train.py run (or of an older version); start a new run.")
-    changed = differences(state["config"], json.loads(json.dumps(config)))  # tuples as JSON has them
+        raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of "
+                          "a train.py run (or of an older version); start a new run.")
+    # tuples as JSON has them
+    changed = differences(state["config"], json.loads(json.dumps(config)))
     if changed:
-        raise ConfigError(f"{where}: config.yaml (or --set) differs from the config this run was trained "
-                          f"with: {'; '.join(changed)}. Resuming would not continue that run: undo the "
-                          "change, or start a new run.")
+        raise ConfigError(f"{where}: config.yaml (or --set) differs from the config this run was "
+                          f"trained with: {'; '.join(changed)}. Resuming would not continue that "
+                          "run: undo the change, or start a new run.")
     epoch, history = state["epoch"], state["history"]
     epochs = config["training"]["epochs"]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= epochs:
         raise ConfigError(f"{where}: the checkpoint's epoch {epoch!r} is not in [0, {epochs}].")
     if (not isinstance(history, list) or len(history) != epoch
-            or [r.get("epoch") if isinstance(r, dict) else None for r in history] != list(range(1, epoch + 1))):
+            or [r.get("epoch") if isinstance(r, dict) else None for r in history]
+            != list(range(1, epoch + 1))):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
     return state
 

@@ -62,7 +62,8 @@ class LRSchedule(Callback):
 
 
 class StopAfter(Callback):
-    """Ends the run after `steps` optimizer steps in all (the book trains for iterations, not epochs)."""
+    """Ends the run after `steps` optimizer steps in all (the book trains for iterations, not
+    epochs)."""
 
     def __init__(self, steps):
         self.steps = steps
@@ -136,8 +137,9 @@ class CheckFinite(Callback):
         where = f"step {state.step} (epoch {state.epoch}): loss {state.loss}; "
         bad_rows = np.flatnonzero(~np.isfinite(state.x.reshape(len(state.x), -1)).all(axis=1))
         if len(bad_rows):
-            raise NonFiniteError(where + f"the input batch holds NaN or inf (in {len(bad_rows)} of its "
-                                 f"{len(state.x)} examples, the first at batch row {bad_rows[0]}): the data, "
+            raise NonFiniteError(where + f"the input batch holds NaN or inf (in {len(bad_rows)} of "
+                                 f"its {len(state.x)} examples, the first at batch row "
+                                 f"{bad_rows[0]}): the data, "
                                  "not the model, is at fault")
         culprit = next((p.name for p in self.backprop_order if not np.isfinite(p.grad).all()), None)
         raise NonFiniteError(where + (f"first non-finite gradient in {culprit}" if culprit
@@ -179,7 +181,8 @@ class BiasLog(Callback):
 
     def after_backward(self, state):
         if (self.every_epoch and state.seen == 0) or (self.every and state.step % self.every == 0):
-            records = bias_report(state.model, state.loss_fn, state.x, state.t, state.step, state.epoch)
+            records = bias_report(state.model, state.loss_fn, state.x, state.t, state.step,
+                                  state.epoch)
             if records:
                 self.log(records)
 
@@ -202,7 +205,8 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, rng=None, history=(), best=None, extra=None):
-        self.path, self.rng, self.previous, self.best, self.extra = path, rng, list(history), best, extra
+        self.path, self.rng, self.best, self.extra = path, rng, best, extra
+        self.previous = list(history)
         self.best_acc = max((r["val_acc"] for r in self.previous if "val_acc" in r), default=None)
         self.state = self.saved_epoch = None
 
@@ -213,7 +217,8 @@ class Checkpoint(Callback):
     def on_epoch_end(self, state):
         self.save(self.path)
         acc = state.record.get("val_acc")
-        if self.best is not None and acc is not None and (self.best_acc is None or acc > self.best_acc):
+        if (self.best is not None and acc is not None
+                and (self.best_acc is None or acc > self.best_acc)):
             self.best_acc = acc
             self.save(self.best, keep=False)
 
@@ -232,13 +237,15 @@ class Checkpoint(Callback):
             self.saved_epoch = self.epochs_done()
 
     def ensure_saved(self):
-        """After Ctrl-C: the last completed epoch must be on disk (the signal may have hit its save)."""
+        """After Ctrl-C: the last completed epoch must be on disk (the signal may have hit its
+        save)."""
         if self.state is not None and self.saved_epoch != self.epochs_done():
             self.save(self.path)
 
 
 def epoch_line(r, epochs):
-    """One line per epoch: `epoch 3/10  train loss 0.0712 acc 97.81%  val 0.0812 97.60%  lr 6.5e-04  1.4 s`
+    """One line per epoch, e.g.
+    `epoch 3/10  train loss 0.0712 acc 97.81%  val 0.0812 97.60%  lr 6.5e-04  1.4 s`
     (val and test: loss, then accuracy)."""
     line = f"epoch {r['epoch']}/{epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.2%}"
     for split in ("val", "test"):

@@ -1,4 +1,5 @@
-"""Writing files so that a crash, Ctrl-C or a full disk never leaves a partial one at the destination."""
+"""Writing files so that a crash, Ctrl-C or a full disk never leaves a partial one at the
+destination."""
 import os
 import tempfile
 import time
@@ -51,7 +52,8 @@ def current_umask():
 
 
 def remove_stale_temporaries(folder, older_than=0.0):
-    """Deletes the temporary files a killed process left in `folder` (by atomic_write or a download).
+    """Deletes the temporary files a killed process left in `folder` (by atomic_write or a
+    download).
 
     older_than: seconds since a file last changed; a folder others may be writing into at the
     same time (a shared data folder) passes a few minutes, so a live writer's file is kept.
