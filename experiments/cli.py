@@ -4,12 +4,14 @@ import errno
 import shutil
 import sys
 import textwrap
+import unicodedata
 from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
 from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, save_config
+from .memory import check_fits, config_bytes
 from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
 
@@ -23,7 +25,7 @@ examples:
   python train.py --set optimizer.name=momentum --set optimizer.momentum=0.95
   python train.py --set model.0.affine.out=256       list items by position (from 0)
   python train.py --set data.subset=2000 --set schedule.name=none
-  python train.py configs/compare_optimizers.yaml    a sweep: one sub-folder per run + comparison.csv
+  python train.py configs/compare_optimizers.yaml    a sweep: a sub-folder per run + comparison.csv
   python train.py --resume runs/20250101-120000-mnist_mlp
   python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
   python train.py --explain-bias                     why db = dY.sum(axis=0), worked out
@@ -39,9 +41,9 @@ and downloaded from data.mirrors, else $MNIST_MIRRORS (comma-separated URLs or f
 else the built-in mirrors.
 
 exit codes: 0 done; 2 a mistake in the command, the config, the data or the run folder
-(message on stderr); 3 the loss or a gradient became NaN/inf (the last good checkpoint is
-kept); 130 interrupted by Ctrl-C (the last completed epoch is checkpointed: --resume);
-1 an unexpected error (a bug: please report the traceback).
+(message on stderr); 3 the loss, a gradient or the learning rate became NaN/inf (the last
+good checkpoint is kept); 130 interrupted by Ctrl-C (the last completed epoch is
+checkpointed: --resume); 1 an unexpected error (a bug: please report the traceback).
 """
 
 
@@ -53,18 +55,24 @@ def parser():
         description="Train a NumPy MLP from a YAML experiment config (or run a sweep of them), "
                     "logging on real batches why a batched Affine layer's bias gradient is "
                     "db = dY.sum(axis=0).")
-    p.add_argument("config", nargs="?", help="YAML experiment (default: configs/mnist_mlp.yaml next to train.py)")
+    p.add_argument("config", nargs="?",
+                   help="YAML experiment (default: configs/mnist_mlp.yaml next to train.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one setting (repeatable), e.g. --set optimizer.lr=0.01")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: a new runs/<date>-<time>-<name>)")
-    p.add_argument("--data-dir", metavar="DIR", help="where the dataset files are (or are downloaded to)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: a new runs/<date>-<time>-<name>)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where the dataset files are (or are downloaded to)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run (or sweep) in DIR")
     p.add_argument("--eval", metavar="RUN_DIR",
                    help="evaluate a run's best (else last) checkpoint on the test set, then exit")
-    p.add_argument("--quiet", action="store_true", help="print only the result and errors (log.txt has all)")
-    p.add_argument("--verbose", action="store_true", help="also print the resolved config (log.txt has it)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the result and errors (log.txt has all)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print the resolved config (log.txt has it)")
     p.add_argument("--explain-bias", action="store_true",
-                   help="print a worked N=3 example of the bias forward broadcast and backward sum, then exit")
+                   help="print a worked N=3 example of the bias forward broadcast and backward "
+                        "sum, then exit")
     return p
 
 
@@ -98,11 +106,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
     if (args.resume or args.eval) and args.out:
         fail("--out names a new run's folder; --resume and --eval work in the folder they name.")
         return 2
-    bad = next((a for a in (args.out, args.resume, args.eval, args.data_dir, *args.overrides)
-                if a and any(ord(c) < 32 for c in a)), None)
-    if bad is not None:
-        fail(f"{bad!r}: a control character in a path or setting; type it without one.")
-        return 2
+    for given in (args.out, args.resume, args.eval, args.data_dir, *args.overrides):
+        kinds = {unicodedata.category(c) for c in given or ""}
+        if "Cc" in kinds:
+            fail(f"{given!r}: a control character in a path or setting; type it without one.")
+            return 2
+        if "Cs" in kinds:  # bytes that are not UTF-8 (Python keeps them as lone surrogates)
+            fail(f"{given!r}: a path or setting that is not UTF-8 text; the run's log and "
+                 "config are UTF-8, so use a name in UTF-8.")
+            return 2
 
     log = Log(quiet=args.quiet, verbose=args.verbose)
     job = Job()
@@ -121,14 +133,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
                  f"{e.folder / 'checkpoint.npz'}); {e.unwritten} not written.", log)
         else:
             fail(f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
-                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n    python train.py --resume {e.folder}", log)
+                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n"
+                 f"    python train.py --resume {e.folder}", log)
         return 130
     except KeyboardInterrupt:
         fail("Interrupted before training started; nothing to resume.", log)
         job.discard_if_empty(log)
         return 130
     except Diverged as e:
-        fail(f"Training stopped: the loss or a gradient is not finite at {e}. "
+        fail(f"Training stopped: a value is NaN or infinite at {e}. "
              + (f"The checkpoint of epoch {e.epoch} (the last one with finite weights) is kept in "
                 f"{e.folder / 'checkpoint.npz'}. " if e.epoch is not None else "")
              + "Try a smaller optimizer.lr, a schedule warm-up, or a smaller affine init.", log)
@@ -144,9 +157,10 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         return 2
     except OSError as e:  # a folder or file that cannot be made, read or written
         where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
-        if e.errno == errno.ENOSPC and job.folder is not None:
-            where += (f"\nThe disk is full. The run's last complete checkpoint is intact; free some "
-                      f"space, then continue with:\n    python train.py --resume {job.folder}")
+        if (e.errno == errno.ENOSPC and job.folder is not None
+                and (job.folder / "checkpoint.npz").exists()):
+            where += ("\nThe disk is full. The run's last complete checkpoint is intact; free "
+                      f"some space, then continue with:\n    python train.py --resume {job.folder}")
         fail(where, log)
         job.discard_if_empty(log)
         return 2
@@ -166,7 +180,8 @@ class Job:
 
     def discard_if_empty(self, log):
         """A run this command started that failed before its first checkpoint leaves no folder."""
-        if self.created and self.folder is not None and not (self.folder / "checkpoint.npz").exists():
+        if (self.created and self.folder is not None
+                and not (self.folder / "checkpoint.npz").exists()):
             log.close_all()
             shutil.rmtree(self.folder, ignore_errors=True)
             print(f"(removed {self.folder}: the run never started)", file=sys.stderr)
@@ -194,15 +209,21 @@ def run(args, default_config, log, job):
         user.setdefault("data", {})["dir"] = args.data_dir
     config = expand_paths(resolve(user, source, origins))
     sweep = config["sweep"] is not None
-    if sweep:
-        combinations(config, user, source)  # every combination checked before any folder or run
+    # Every combination is checked, its memory estimate too, before any folder, data or model.
+    for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
+        check_fits(config_bytes(each), f"sweep run {label}" if label else "this config")
+    if args.resume and not sweep:
+        from .resume import checked_state
+        checked_state(folder, config)  # a changed config is refused before any data is loaded
     note = "".join(f" --set {o}" for o in args.overrides)
     if not args.resume:
         name = config["name"] or Path(source).stem
         if args.out:
             folder = Path(args.out).expanduser()
-            job.take(folder, None, created=not folder.exists())
-            job.handle = claim_folder(folder)
+            # Ours to remove on an early failure only once we hold its lock: a second train.py
+            # refused here must not delete the folder the first one is training in.
+            created = not folder.exists()
+            job.take(folder, claim_folder(folder), created)
         else:
             folder = new_run_folder(config["logging"]["runs_dir"], name)
             job.take(folder, lock(folder), created=True)
@@ -230,11 +251,13 @@ def report(result, folder, log):
         r = result
         best = (f" (best val {r['best_val_accuracy']:.2%} at epoch {r['best_val_epoch']})"
                 if r["best_val_accuracy"] is not None else "")
-        test = f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None else "no test set"
+        test = (f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None
+                else "no test set")
         epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
         log(f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)", always=True)
         log(f"run folder: {folder}   (evaluate it: python train.py --eval {folder})", always=True)
     else:
         top = result.iloc[0]
-        log(f"sweep done: {len(result)} runs, best {top['run']}; table in {folder / 'comparison.csv'}", always=True)
+        log(f"sweep done: {len(result)} runs, best {top['run']}; table in "
+            f"{folder / 'comparison.csv'}", always=True)
     return 0

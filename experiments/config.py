@@ -1,4 +1,5 @@
-"""Experiment configs: every default in SCHEMA or in the framework's classes, validation, --set overrides.
+"""Experiment configs: every default in SCHEMA or in the framework's classes, validation, --set
+overrides.
 
 The layers a model may list and the optimizers, with their settings, defaults and allowed values,
 come from the framework's classes (framework.layers(), framework.optimizers() and each
@@ -8,6 +9,7 @@ or --set), the key path and what is allowed.
 """
 import copy
 import os
+import unicodedata
 
 import framework as F
 from datasets import DATASETS
@@ -25,7 +27,7 @@ from framework.checks import (
     settings,
 )
 
-from .yamlfile import ConfigError, dump, parse_yaml, read_mapping
+from .yamlfile import MAX_BYTES, ConfigError, dump, parse_yaml, read_mapping
 
 __all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 
@@ -33,16 +35,18 @@ __all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 # ---- checks the config needs besides the framework's
 
 class Text(Check):
-    """A non-empty text without control characters (names and paths)."""
+    """A non-empty text without control characters (names and paths), in UTF-8."""
 
     allowed = "a text"
 
     def __call__(self, value):
         if not isinstance(value, str) or not value:
             raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
-        bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
         if bad is not None:
-            raise Invalid(f"the text {value!r} holds the control character {bad!r}; names and paths cannot")
+            what = (f"the control character {bad!r}" if unicodedata.category(bad) == "Cc"
+                    else f"{bad!r}, a lone surrogate that UTF-8 cannot encode")
+            raise Invalid(f"the text {value!r} holds {what}; names and paths cannot")
         return value
 
 
@@ -54,7 +58,8 @@ class Name(Text):
     def __call__(self, value):
         value = super().__call__(value)
         if "/" in value or "\\" in value or value in (".", ".."):
-            raise Invalid(f"the name {value!r} would leave the runs folder; use a plain name without / or \\")
+            raise Invalid(f"the name {value!r} would leave the runs folder; use a plain name "
+                          "without / or \\")
         return value
 
 
@@ -72,7 +77,8 @@ class TextList(Check):
 
 
 def layer_settings(cls):
-    """{config name: (default, check)} of a layer class: its checked arguments less what the input decides."""
+    """{config name: (default, check)} of a layer class: its checked arguments less what the
+    input decides."""
     return {cls.short_names.get(arg, arg): spec for arg, spec in settings(cls).items()
             if arg not in cls.from_input}
 
@@ -97,14 +103,16 @@ class LayerList(Check):
             elif isinstance(item, dict) and len(item) == 1:
                 kind, user = next(iter(item.items()))
             else:
-                raise Invalid(f"a layer is a name (`relu`) or one name with settings (`affine: {{out: 10}}`), "
-                              f"got {describe(item)}", (i,))
+                raise Invalid("a layer is a name (`relu`) or one name with settings "
+                              f"(`affine: {{out: 10}}`), got {describe(item)}", (i,))
             if not isinstance(kind, str) or kind not in kinds:
-                raise Invalid(f"unknown layer '{kind}'{close_match(kind, kinds)}; layers: {', '.join(kinds)}", (i,))
+                raise Invalid(f"unknown layer '{kind}'{close_match(kind, kinds)}; layers: "
+                              f"{', '.join(kinds)}", (i,))
             resolved = resolve_section(user, layer_settings(kinds[kind]), (i, kind))
             layers.append({kind: resolved} if resolved else kind)
         if layer_kind(layers[-1]) == "softmax":
-            raise Invalid("leave out the last softmax: the loss applies softmax itself", (len(layers) - 1,))
+            raise Invalid("leave out the last softmax: the loss applies softmax itself",
+                          (len(layers) - 1,))
         return layers
 
 
@@ -131,16 +139,20 @@ class OptimizerSection(Check):
             if key in others:
                 if setting is None:
                     continue
-                raise Invalid(f"{name} does not use '{key}' (it takes {', '.join(own)}); remove it or set "
-                              "it to null", (key,))
+                raise Invalid(f"{name} does not use '{key}' (it takes {', '.join(own)}); remove it "
+                              "or set it to null", (key,))
             raise Invalid(f"unknown key '{key}'{close_match(key, ['name', *own])}; {name} takes: "
                           f"name, {', '.join(own)}", (key,))
         given = {key: value[key] for key in own if value.get(key) is not None}
         return {"name": name, **resolve_section(given, own)}
 
 
+MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer than a whole sweep
+
+
 class SweepSpec(Check):
-    """null, or `grid:` (key path -> list of values) and optionally `with:` ("key.path=value" -> settings)."""
+    """null, or `grid:` (key path -> list of values) and optionally `with:` ("key.path=value" ->
+    settings)."""
 
     allowed = ("null, or a mapping with `grid:` (key path -> list of values) and optionally "
                "`with:` (\"key.path=value\" -> settings that go with that value)")
@@ -152,26 +164,34 @@ class SweepSpec(Check):
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
         for key in value:
             if key not in ("grid", "with"):
-                raise Invalid(f"unknown key '{key}'{close_match(key, ['grid', 'with'])}; allowed: grid, with", (key,))
+                raise Invalid(f"unknown key '{key}'{close_match(key, ['grid', 'with'])}; allowed: "
+                              "grid, with", (key,))
         grid, extra = value.get("grid"), value.get("with") or {}
         if not isinstance(grid, dict) or not grid:
             raise Invalid("a sweep needs `grid:` mapping key paths to lists of values, e.g. "
                           "`optimizer.name: [sgd, adam]`", ("grid",))
         for key, values in grid.items():
             if not isinstance(key, str):
-                raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}", ("grid",))
+                raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}",
+                              ("grid",))
             if not isinstance(values, list) or not values:
-                raise Invalid(f"wrong type: expected a non-empty list of values, got {describe(values)}", ("grid", key))
+                raise Invalid("wrong type: expected a non-empty list of values, got "
+                              f"{describe(values)}", ("grid", key))
+            if len(values) > MAX_GRID_VALUES:  # before sweep.combinations compares them in pairs
+                raise Invalid(f"{len(values):,} values; a sweep runs at most {MAX_GRID_VALUES} "
+                              "combinations", ("grid", key))
         if not isinstance(extra, dict):
             raise Invalid(f"wrong type: expected a mapping, got {describe(extra)}", ("with",))
         for key, more in extra.items():
             if not isinstance(key, str) or "=" not in key or not isinstance(more, dict):
-                raise Invalid('expected entries like `"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
+                raise Invalid("expected entries like "
+                              '`"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
         return {"grid": grid, "with": extra}
 
 
 def catalogue():
-    """The layers and optimizers a config may name, each with its settings and defaults (for --help)."""
+    """The layers and optimizers a config may name, each with its settings and defaults (for
+    --help)."""
     def show(specs):
         return ", ".join(f"{key}" if default is REQUIRED else f"{key}={default}"
                          for key, (default, _) in specs.items()) or "no settings"
@@ -185,13 +205,18 @@ def catalogue():
 # ---- every setting the framework's classes do not state, its default and its check
 
 SCHEMA = {
-    "name": (None, Optional(Name())),  # label used in the run folder's name; null = the config file's name
+    # label used in the run folder's name; null = the config file's name
+    "name": (None, Optional(Name())),
     "data": {
-        "dataset": ("mnist", OneOf("mnist", "fashion", "synthetic")),  # synthetic: Gaussian blobs, no files
-        "dir": (None, Optional(Text())),  # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>
-        "mirrors": (None, Optional(TextList())),  # where to download from; null = $MNIST_MIRRORS or built-in list
+        # synthetic: Gaussian blobs, no files
+        "dataset": ("mnist", OneOf("mnist", "fashion", "synthetic")),
+        # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>
+        "dir": (None, Optional(Text())),
+        # where to download from; null = $MNIST_MIRRORS or built-in list
+        "mirrors": (None, Optional(TextList())),
         "validation": (5000, Integer(0)),  # training examples held out for validation (0 = none)
-        "subset": (None, Optional(Integer(1))),  # train on only this many random examples (quick runs)
+        # train on only this many random examples (quick runs)
+        "subset": (None, Optional(Integer(1))),
         "batch_size": (128, Integer(1)),  # examples per optimizer step
         "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
         "synthetic": {  # only for dataset: synthetic
@@ -203,32 +228,40 @@ SCHEMA = {
     },
     "model": ([{"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # layers in order; input
                {"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # sizes are inferred; the
-               {"affine": {"out": 10}}], LayerList()),  # last layer is an affine with one unit per class
-    "loss": ("softmax_cross_entropy", OneOf("softmax_cross_entropy")),  # softmax + cross-entropy, fused
+               {"affine": {"out": 10}}], LayerList()),  # last layer: an affine, one unit a class
+    # softmax + cross-entropy, fused
+    "loss": ("softmax_cross_entropy", OneOf("softmax_cross_entropy")),
     "optimizer": ({"name": "adam"}, OptimizerSection()),  # name, then that optimizer's settings
     "schedule": {
         "name": ("cosine", OneOf("none", "step", "cosine")),  # how lr changes over the steps
         "warmup_epochs": (0.0, Real(0)),  # linear warm-up from ~0 to lr over this many epochs
         "final_lr": (0.0, Real(0)),  # cosine: the lr of the last step
-        "step_epochs": (1.0, Real(0, low_open=True)),  # step: multiply lr by gamma every this many epochs (counted after any warm-up)
+        # step: multiply lr by gamma every this many epochs (counted after any warm-up)
+        "step_epochs": (1.0, Real(0, low_open=True)),
         "gamma": (0.1, Real(0, low_open=True)),  # step: the factor
     },
     "training": {
         "epochs": (10, Integer(1)),  # passes over the training set
         "max_steps": (None, Optional(Integer(1))),  # end after this many steps in all (mid-epoch); null = off
         "seed": (0, Integer(0)),  # seeds the one random generator: split, init, order, dropout
-        "eval_every": (1, Integer(1)),  # evaluate on validation and test every this many epochs (and the last)
-        "patience": (None, Optional(Integer(1))),  # early stopping: evaluations without a better val acc; null = off
-        "bias_every_epoch": (True, Flag()),  # log the bias gradient on the first batch of every epoch
+        # evaluate on validation and test every this many epochs (and the last)
+        "eval_every": (1, Integer(1)),
+        # early stopping: evaluations without a better val acc; null = off
+        "patience": (None, Optional(Integer(1))),
+        # log the bias gradient on the first batch of every epoch
+        "bias_every_epoch": (True, Flag()),
         "bias_every": (0, Integer(0)),  # also every this many steps (0 = off)
     },
     "logging": {
-        "runs_dir": ("runs", Text()),  # parent of the timestamped run folders (when --out is not given)
-        "bias_lines": (True, Flag()),  # print the bias-gradient lines (bias_grads.csv is always written)
+        # parent of the timestamped run folders (when --out is not given)
+        "runs_dir": ("runs", Text()),
+        # print the bias-gradient lines (bias_grads.csv is always written)
+        "bias_lines": (True, Flag()),
         "progress": (None, Optional(Flag())),  # progress bar: null = only on a terminal
         "plots": (True, Flag()),  # write curves.png and bias_grads.png (needs matplotlib)
     },
-    "sweep": (None, SweepSpec()),  # runs every combination of the grid; see configs/compare_optimizers.yaml
+    # runs every combination of the grid; see configs/compare_optimizers.yaml
+    "sweep": (None, SweepSpec()),
 }
 
 
@@ -239,11 +272,14 @@ def resolve_section(user, schema, path=()):
     if user is None:
         user = {}
     if not isinstance(user, dict):
-        raise Invalid(f"wrong type: expected a mapping with keys {', '.join(schema)}, got {describe(user)}", path)
+        raise Invalid(f"wrong type: expected a mapping with keys {', '.join(schema)}, got "
+                      f"{describe(user)}", path)
     for key in user:
         if key not in schema:
-            allowed = f"allowed keys here: {', '.join(schema)}" if schema else "it takes no settings"
-            raise Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}", path + (key,))
+            allowed = (f"allowed keys here: {', '.join(schema)}" if schema
+                       else "it takes no settings")
+            raise Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}",
+                          path + (key,))
     resolved = {}
     for key, spec in schema.items():
         if isinstance(spec, dict):
@@ -274,8 +310,8 @@ def resolve(user, source, overrides=()):
         config = resolve_section(user, SCHEMA)
         check_consistency(config)
     except Invalid as e:
-        origin = next((text for key, text in reversed(overrides) if list(e.path[:len(key)]) == key[:len(e.path)]),
-                      source)
+        origin = next((text for key, text in reversed(overrides)
+                       if list(e.path[:len(key)]) == key[:len(e.path)]), source)
         where = f"{origin}: {dotted(e.path)}" if e.path else origin
         raise ConfigError(f"{where}: {e.problem}.") from None
     return config
@@ -283,12 +319,16 @@ def resolve(user, source, overrides=()):
 
 def classes(data):
     """Number of classes of the configured dataset."""
-    return data["synthetic"]["classes"] if data["dataset"] == "synthetic" else DATASETS[data["dataset"]].num_classes
+    if data["dataset"] == "synthetic":
+        return data["synthetic"]["classes"]
+    return DATASETS[data["dataset"]].num_classes
 
 
 def train_size(data):
     """Number of training examples before the validation split."""
-    return data["synthetic"]["train"] if data["dataset"] == "synthetic" else DATASETS[data["dataset"]].n_train
+    if data["dataset"] == "synthetic":
+        return data["synthetic"]["train"]
+    return DATASETS[data["dataset"]].n_train
 
 
 def check_consistency(config):
@@ -296,38 +336,48 @@ def check_consistency(config):
     model, data = config["model"], config["data"]
     last = model[-1]
     if not (isinstance(last, dict) and "affine" in last):
-        raise Invalid(f"the last layer must be an affine layer (one output per class), got '{layer_kind(last)}'",
-                      ("model", len(model) - 1))
+        raise Invalid("the last layer must be an affine layer (one output per class), got "
+                      f"'{layer_kind(last)}'", ("model", len(model) - 1))
     if last["affine"]["out"] != classes(data):
         raise Invalid(f"out of range: the output layer has {last['affine']['out']} units but "
-                      f"{data['dataset']} has {classes(data)} classes", ("model", len(model) - 1, "affine", "out"))
+                      f"{data['dataset']} has {classes(data)} classes",
+                      ("model", len(model) - 1, "affine", "out"))
 
     available = train_size(data)
     if data["validation"] >= available:
-        raise Invalid(f"out of range: {data['validation']} is not < {available}, the training examples of "
-                      f"{data['dataset']}", ("data", "validation"))
+        raise Invalid(f"out of range: {data['validation']} is not < {available}, the training "
+                      f"examples of {data['dataset']}", ("data", "validation"))
     left = available - data["validation"]
     if data["subset"] is not None and data["subset"] > left:
-        raise Invalid(f"out of range: {data['subset']} is more than the {left} training examples left after "
-                      f"validation", ("data", "subset"))
+        raise Invalid(f"out of range: {data['subset']} is more than the {left} training examples "
+                      "left after validation", ("data", "subset"))
     if config["training"]["patience"] is not None and data["validation"] == 0:
-        raise Invalid("early stopping watches validation accuracy: set data.validation > 0 or patience to null",
-                      ("training", "patience"))
+        raise Invalid("early stopping watches validation accuracy: set data.validation > 0 or "
+                      "patience to null", ("training", "patience"))
 
 
 # ---- overrides: --set key.path=value and sweep combinations
 
 def key_path(key):
     """'model.0.affine.out' -> ['model', 0, 'affine', 'out']: list positions are (ASCII) numbers."""
-    return [int(part) if part.isascii() and part.isdigit() else part for part in str(key).strip().split(".")]
+    return [int(part) if part.isascii() and part.isdigit() else part
+            for part in str(key).strip().split(".")]
 
 
 def parse_override(text):
     """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01)."""
+    if len(text) > MAX_BYTES:  # as a config file: parsing megabytes of YAML takes minutes
+        raise ConfigError(f"--set {text[:40]}...: {len(text):,} characters; a setting is at most "
+                          f"{MAX_BYTES // 1024} KB (write a long one in a config file).")
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text}: expected KEY.PATH=VALUE, e.g. --set optimizer.lr=0.01.")
-    return key_path(key), parse_yaml(value, f"--set {text}")
+    return key_path(key), parse_yaml(value, f"--set {shorten(text)}")
+
+
+def shorten(text, limit=100):
+    """An override as messages quote it: a long one cut to its start."""
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def default_at(path):
@@ -357,22 +407,23 @@ def set_path(config, path, value, source):
             if last:
                 node[part] = value
             else:
-                if isinstance(node[part], str):  # a bare layer name gains settings: relu -> {relu: {}}
+                if isinstance(node[part], str):  # a bare layer name gains settings: {relu: {}}
                     node[part] = {node[part]: {}}
                 node = node[part]
         else:
-            raise ConfigError(f"{source}: {dotted(path[:depth + 1])}: there is no such place to set "
-                              f"({dotted(path[:depth]) or 'the config'} is {describe(node)}).")
+            raise ConfigError(f"{source}: {dotted(path[:depth + 1])}: there is no such place to "
+                              f"set ({dotted(path[:depth]) or 'the config'} is {describe(node)}).")
 
 
 def user_config(path=None, overrides=()):
-    """(the user's mapping: the file at `path` with every --set applied, [(key path, "--set ...")])."""
+    """(the user's mapping: the file at `path` with every --set applied,
+    [(key path, "--set ...")])."""
     user = read_mapping(path, SCHEMA) if path is not None else {}
     origins = []
     for item in overrides:
         key, value = parse_override(item)
-        set_path(user, key, value, f"--set {item}")
-        origins.append((key, f"--set {item}"))
+        set_path(user, key, value, f"--set {shorten(item)}")
+        origins.append((key, f"--set {shorten(item)}"))
     return user, origins
 
 
@@ -386,6 +437,7 @@ def expand_paths(config):
 
 
 def load(path=None, overrides=()):
-    """Defaults + the file at `path` (None: defaults only) + all overrides, resolved and checked once."""
+    """Defaults + the file at `path` (None: defaults only) + all overrides, resolved and checked
+    once."""
     user, origins = user_config(path, overrides)
     return resolve(user, str(path) if path is not None else "defaults", origins)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from framework.files import atomic_write, remove_stale_temporaries
+from framework.files import TEMP_SUFFIX, atomic_write, remove_stale_temporaries
 
 from .yamlfile import ConfigError, dump
 
@@ -20,8 +20,9 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
     fcntl = None
 
-RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "bias_grads.csv", "checkpoint.npz", "best.npz",
-             "summary.json", "curves.png", "bias_grads.png", "comparison.csv", "comparison.png", ".lock")
+RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.csv", "checkpoint.npz",
+             "best.npz", "summary.json", "curves.png", "bias_grads.png", "confusion.png",
+             "mistakes.png", "comparison.csv", "comparison.png", ".lock")
 
 
 class Log:
@@ -71,8 +72,9 @@ def lock(folder):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this run "
-                              "folder; wait until it ends (or stop it), then use --resume.") from None
+            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this "
+                              "run folder; wait until it ends (or stop it), then use --resume."
+                              ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -98,16 +100,19 @@ def claim_folder(out):
     """--out DIR, created if needed and locked; refused when it holds a run or other files."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    # Other files are looked for before the lock is taken: a refused folder is left as it was,
+    # without a .lock of ours (a killed run's temporaries are a run's, not other files).
+    others = sorted(p.name for p in folder.iterdir()
+                    if p.name not in RUN_FILES and not p.name.endswith(TEMP_SUFFIX))
+    if others:
+        raise ConfigError(f"--out {out}: this folder holds other files ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new "
+                          "folder.")
     handle = lock(folder)
     if (folder / "config.yaml").exists():
         handle.close()
         raise ConfigError(f"--out {out}: this folder already holds a run. Continue it with "
                           f"`python train.py --resume {out}`, or pick another --out.")
-    others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES)
-    if others:
-        handle.close()
-        raise ConfigError(f"--out {out}: this folder holds other files ({', '.join(others[:3])}"
-                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new folder.")
     return handle
 
 

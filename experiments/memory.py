@@ -2,6 +2,7 @@
 import math
 import os
 
+import framework as F
 from datasets import DATASETS
 
 from .yamlfile import ConfigError
@@ -47,10 +48,35 @@ def training_bytes(model, input_shape, batch_size, optimizer_slots):
     return 4 * (parameters + 4 * batch_size * activations)
 
 
+def config_bytes(config):
+    """The estimate of data_bytes + training_bytes from a resolved config alone, before any array
+    is made: a layer with an `out` setting (affine) has in x out weights and out biases and makes
+    the shape (out,); the other layers keep their input's shape."""
+    data = config["data"]
+    if data["dataset"] == "synthetic":
+        shape = (data["synthetic"]["features"],)
+    else:
+        shape = tuple(DATASETS[data["dataset"]].image_shape)
+    parameters, activations = 0, math.prod(shape)
+    for layer in config["model"]:
+        out = next(iter(layer.values())).get("out") if isinstance(layer, dict) else None
+        if out is not None:
+            parameters += math.prod(shape) * out + out
+            shape = (out,)
+        activations += math.prod(shape)
+    slots = len(F.optimizers()[config["optimizer"]["name"]].slots) + 1
+    return data_bytes(data) + 4 * (parameters * (3 + slots) + 4 * data["batch_size"] * activations)
+
+
+def size(n):
+    """Bytes in GB for a message: '1356.0 GB', or 'about 10^390 GB' past what a float holds."""
+    return f"{n / GB:.1f} GB" if n < 10**18 * GB else f"10^{len(str(n // GB)) - 1} GB"
+
+
 def check_fits(needed, what):
     """Refuses (ConfigError) an estimate beyond the memory available now."""
     available = available_bytes()
     if available is not None and needed > available:
-        raise ConfigError(f"{what} needs about {needed / GB:.1f} GB of memory, but this machine has "
-                          f"{available / GB:.1f} GB available; use a smaller data.batch_size, data.subset, "
-                          "synthetic size or model.")
+        raise ConfigError(f"{what} needs about {size(needed)} of memory, but this machine has "
+                          f"{size(available)} available; use a smaller data.batch_size, "
+                          "data.subset, synthetic size or model.")

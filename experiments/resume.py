@@ -27,31 +27,45 @@ def differences(saved, current, path=()):
     return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
 
 
-def restore(folder, model, optimizer, rng, config):
-    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
-    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
+def checked_state(folder, config):
+    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history).
+
+    The CLI calls this before any data is loaded, so that a changed config.yaml (even one cut
+    down to a few bytes, which reads as all defaults, MNIST included) is refused at once rather
+    than after a download."""
     path = folder / "checkpoint.npz"
     where = f"--resume {folder}"
     try:
         state = F.load(path)
     except F.CheckpointError as e:
         raise ConfigError(f"{where}: {e}.") from None
-    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config") if k not in state]
+    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config")
+               if k not in state]
     if missing:
-        raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of a "
-                          "train.py run (or of an older version); start a new run.")
-    changed = differences(state["config"], json.loads(json.dumps(config)))  # tuples as JSON has them
+        raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of "
+                          "a train.py run (or of an older version); start a new run.")
+    # tuples as JSON has them
+    changed = differences(state["config"], json.loads(json.dumps(config)))
     if changed:
-        raise ConfigError(f"{where}: config.yaml (or --set) differs from the config this run was trained "
-                          f"with: {'; '.join(changed)}. Resuming would not continue that run: undo the "
-                          "change, or start a new run.")
+        raise ConfigError(f"{where}: config.yaml (or --set) differs from the config this run was "
+                          f"trained with: {'; '.join(changed)}. Resuming would not continue that "
+                          "run: undo the change, or start a new run.")
     epoch, history = state["epoch"], state["history"]
     epochs = config["training"]["epochs"]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= epochs:
         raise ConfigError(f"{where}: the checkpoint's epoch {epoch!r} is not in [0, {epochs}].")
     if (not isinstance(history, list) or len(history) != epoch
-            or [r.get("epoch") if isinstance(r, dict) else None for r in history] != list(range(1, epoch + 1))):
+            or [r.get("epoch") if isinstance(r, dict) else None for r in history]
+            != list(range(1, epoch + 1))):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
+    return state
+
+
+def restore(folder, model, optimizer, rng, config):
+    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
+    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
+    state = checked_state(folder, config)
+    where, epoch, history = f"--resume {folder}", state["epoch"], state["history"]
     kind = type(rng.bit_generator).__name__
     if not isinstance(state["rng"], dict) or state["rng"].get("bit_generator") != kind:
         raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} state.")

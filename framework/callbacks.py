@@ -46,13 +46,19 @@ class Callback:
 
 
 class LRSchedule(Callback):
-    """Sets optimizer.lr = schedule(s) before each step s (counted from 0 over the whole run)."""
+    """Sets optimizer.lr = schedule(s) before each step s (counted from 0 over the whole run);
+    an lr that is NaN or infinite (a step schedule's gamma > 1 compounded) stops the run with
+    NonFiniteError before it reaches the weights."""
 
     def __init__(self, schedule):
         self.schedule = schedule
 
     def after_backward(self, state):
-        state.optimizer.lr = self.schedule(state.step - 1)  # state.step counts the step being taken
+        lr = self.schedule(state.step - 1)  # state.step counts the step being taken
+        if not math.isfinite(lr):
+            raise NonFiniteError(f"step {state.step} (epoch {state.epoch}): the learning-rate "
+                                 f"schedule gives lr {lr}")
+        state.optimizer.lr = lr
 
 
 class StopAfter(Callback):

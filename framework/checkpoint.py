@@ -37,7 +37,10 @@ def load(path):
     """Reads a checkpoint: {"model": state, "optimizer": state or absent, extras...}."""
     out = {"model": {}}
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):  # a .npy file holds one array, not members
+            raise CheckpointError(f"{path}: holds a single array (a .npy file), not a checkpoint")
+        with f:
             for key in f.files:
                 group, name = key.split("/", 1)
                 value = f[key]  # reads (and CRC-checks) the member now, inside the try

@@ -26,11 +26,14 @@ def atomic_write(path, mode="wb", encoding=None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass  # never let the clean-up replace the exception that brought us here
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            # write() and fsync() errors (a full disk) name no file: say which one failed
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

@@ -13,13 +13,20 @@ class Constant:
 
 
 class StepDecay:
-    """lr(step) = lr * gamma ** (step // every): multiply by gamma every `every` steps."""
+    """lr(step) = lr * gamma ** (step // every): multiply by gamma every `every` steps.
+
+    A gamma > 1 grows the lr without bound: past the float range it is inf (float powers would
+    raise OverflowError; LRSchedule stops a run on a non-finite lr).
+    """
 
     def __init__(self, lr, every, gamma=0.1):
         self.lr, self.every, self.gamma = lr, every, gamma
 
     def __call__(self, step):
-        return self.lr * self.gamma ** (step // self.every)
+        try:
+            return self.lr * self.gamma ** (step // self.every)
+        except OverflowError:
+            return math.inf
 
 
 class Cosine:

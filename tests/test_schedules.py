@@ -8,6 +8,7 @@ from framework import (
     Constant,
     Cosine,
     LRSchedule,
+    NonFiniteError,
     Sequential,
     SoftmaxCrossEntropy,
     StepDecay,
@@ -52,3 +53,19 @@ def test_fit_sets_the_scheduled_rate_before_every_step(monkeypatch):
                   callbacks=[LRSchedule(StepDecay(0.1, every=2, gamma=0.5))])
     assert seen == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])  # 3 steps an epoch
     assert history.lr.tolist() == pytest.approx([0.05, 0.025])
+
+
+def test_step_decay_past_the_float_range_is_inf_not_overflow_error():
+    schedule = StepDecay(1e-300, every=1, gamma=1e300)
+    assert schedule(1) == pytest.approx(1.0) and schedule(2) == float("inf")
+
+
+def test_a_non_finite_scheduled_rate_stops_fit_before_the_step():
+    rng = np.random.default_rng(0)
+    model = Sequential(Affine(3, 2, rng=rng))
+    before = model.parameters()[0].data.copy()
+    x, t = rng.standard_normal((4, 3)).astype(np.float32), rng.integers(0, 2, 4)
+    with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\): the learning-rate schedule"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
+            batch_size=4, rng=rng, callbacks=[LRSchedule(Constant(float("inf")))])
+    assert (model.parameters()[0].data == before).all()

@@ -1,0 +1,371 @@
+"""Run-folder faults: concurrent writers, paths, torn logs, damaged or changed checkpoints and
+configs, divergence, a full disk, Ctrl-C at awkward moments, file modes, failed starts.
+
+Each test builds one fault on a tiny synthetic run (tests/test_train_cli.py's config, well under
+a second in-process) and checks what train.py does: the exit code, the message and the folder.
+"""
+import contextlib
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train_cli import metrics_without_time, tiny_config
+
+import experiments.summary
+import framework as F
+import framework.files
+from experiments.build import synthetic
+from experiments.cli import main
+from experiments.run import BiasCSV
+
+REPO = Path(__file__).resolve().parents[1]
+HANG_GUARD = 120  # seconds: a generous bound on any one subprocess, only against hangs
+
+
+def train_py(*args, cwd, env=None, **kwargs):
+    """Starts `python train.py ARGS` from this worktree in a subprocess, stdout and stderr piped."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def err_of(capsys):
+    """What the CLI printed on stderr, with its line wrapping undone."""
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.fixture
+def done_run(tmp_path, capsys):
+    """A finished 3-epoch tiny run in tmp_path/run (a resume restores epoch 3, trains no more)."""
+    folder = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(folder), "--quiet"]) == 0
+    capsys.readouterr()
+    return folder
+
+
+def interrupt_in_epoch_3(monkeypatch):
+    """Ctrl-C just after epoch 3's first bias lines are written (as in test_train_cli)."""
+    logged_bias = BiasCSV.__call__
+
+    def ctrl_c(self, records):
+        logged_bias(self, records)
+        if records[0]["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c)
+
+
+def rewrite_checkpoint(path, drop=(), **replace):
+    """Rewrites the .npz at `path` without the members `drop` and with `replace`d ones."""
+    with np.load(path, allow_pickle=False) as f:
+        members = {key: f[key] for key in f.files if key not in drop}
+    members.update({key: np.asarray(value) for key, value in replace.items()})
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+# ---- one writer per folder
+
+def test_two_runs_into_one_folder_one_wins_the_other_names_it(tmp_path):
+    config = tiny_config(tmp_path)
+    args = (config, "--out", str(tmp_path / "same"), "--quiet", "--set", "training.epochs=100")
+    runs = [train_py(*args, cwd=tmp_path) for _ in range(2)]
+    results = [(p.pid, p.wait(HANG_GUARD), p.stderr.read()) for p in runs]
+    for p in runs:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(code for _, code, _ in results) == [0, 2], results
+    winner = next(pid for pid, code, _ in results if code == 0)
+    loser_err = " ".join(next(err for _, code, err in results if code == 2).split())
+    assert f"process {winner}" in loser_err and "Traceback" not in loser_err
+
+
+def test_resume_of_a_folder_being_trained_names_the_holder(tmp_path, capsys):
+    folder = tmp_path / "run"
+    running = train_py(tiny_config(tmp_path), "--out", str(folder), "--quiet",
+                       "--set", "training.epochs=100000", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while not (folder / "metrics.csv").exists():  # training has started: the lock is held
+            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
+            time.sleep(0.05)
+        assert main(["--resume", str(folder), "--quiet"]) == 2
+        err = err_of(capsys)
+        assert f"process {running.pid}" in err and "Traceback" not in err
+    finally:
+        running.kill()
+        running.communicate(timeout=HANG_GUARD)
+
+
+# ---- paths
+
+def test_out_with_a_tilde_after_equals_goes_under_home(tmp_path):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    p = train_py(tiny_config(tmp_path), "--out=~/x", "--quiet", "--set", "training.epochs=1",
+                 cwd=work, env={"HOME": str(home)})
+    out, err = p.communicate(timeout=HANG_GUARD)
+    assert p.returncode == 0, err
+    assert {"config.yaml", "log.txt", "metrics.csv", "bias_grads.csv", "checkpoint.npz",
+            "summary.json"} <= {q.name for q in (home / "x").iterdir()}
+    assert list(work.iterdir()) == []  # no ./~ (nor anything else) in the working folder
+
+
+# ---- torn and damaged files on resume
+
+def test_torn_last_row_of_bias_csv_is_dropped_and_trained_again(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path)
+    assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
+    interrupt_in_epoch_3(monkeypatch)
+    run = tmp_path / "run"
+    assert main([config, "--out", str(run), "--quiet"]) == 130
+    monkeypatch.undo()
+    csv = run / "bias_grads.csv"
+    text = csv.read_bytes()
+    last_row = text.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    csv.write_bytes(text[:len(text) - 1 - len(last_row) // 2])  # a kill in the middle of a row
+    assert main(["--resume", str(run), "--quiet"]) == 0
+    assert csv.read_bytes() == (tmp_path / "straight" / "bias_grads.csv").read_bytes()
+    assert metrics_without_time(run) == metrics_without_time(tmp_path / "straight")
+
+
+@pytest.mark.parametrize("edit, differs", [
+    (("optimizer: {name: adam, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1.0e-08, "
+      "weight_decay: 0.0}", "optimizer: {name: sgd, lr: 0.01}"), "optimizer.name: 'adam' -> 'sgd'"),
+    (("- affine: {out: 16, init: he}", "- affine: {out: 32, init: he}"),
+     "model: [{'affine': {'out': 16, 'init': 'he'}}, "),
+    (("validation: 100", "validation: 50"), "data.validation: 100 -> 50"),
+], ids=["optimizer", "model", "validation"])
+def test_resume_refuses_an_edited_config_yaml(done_run, capsys, edit, differs):
+    config = done_run / "config.yaml"
+    text = config.read_text()
+    assert edit[0] in text
+    config.write_text(text.replace(edit[0], edit[1], 1))
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "differs from the config this run was trained with" in err and differs in err
+    assert "Traceback" not in err
+
+
+def test_resume_refuses_more_epochs_by_set(done_run, capsys):
+    assert main(["--resume", str(done_run), "--quiet", "--set", "training.epochs=5"]) == 2
+    err = err_of(capsys)
+    assert "training.epochs: 3 -> 5" in err and "Traceback" not in err
+
+
+def test_resume_refuses_a_truncated_config_yaml_before_touching_data(done_run, tmp_path, capsys,
+                                                                    monkeypatch):
+    # A few bytes of config.yaml read as an empty config: all defaults, MNIST among them. The
+    # checkpoint holds the config the run was trained with, so this must be refused, and before
+    # any data is fetched (no mirror here has MNIST; fetching would fail with another message).
+    (tmp_path / "no_mirror").mkdir()
+    monkeypatch.setenv("MNIST_MIRRORS", str(tmp_path / "no_mirror"))
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "no_data"))
+    config = done_run / "config.yaml"
+    config.write_bytes(config.read_bytes()[:9])
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "differs from the config this run was trained with" in err
+    assert "data.dataset: 'synthetic' -> 'mnist'" in err
+    assert not (tmp_path / "no_data").exists()
+
+
+def test_resume_refuses_a_npy_in_place_of_the_checkpoint(done_run, capsys):
+    with open(done_run / "checkpoint.npz", "wb") as f:
+        np.save(f, np.arange(10.0))
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "checkpoint.npz" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("member", ["json/rng", "extra/epoch", "json/history"])
+def test_resume_refuses_a_checkpoint_missing_a_member(done_run, capsys, member):
+    rewrite_checkpoint(done_run / "checkpoint.npz", drop=[member])
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert f"lacks {member.split('/')[1]}" in err and "Traceback" not in err
+
+
+def test_resume_refuses_a_negative_epoch(done_run, capsys):
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"extra/epoch": -5})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    assert "the checkpoint's epoch -5 is not in [0, 3]" in err_of(capsys)
+
+
+def test_resume_refuses_another_kind_of_generator_state(done_run, capsys):
+    state = np.random.PCG64DXSM(0).state
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"json/rng": json.dumps(state)})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "generator state is not a PCG64 state" in err and "Traceback" not in err
+
+
+def test_leftover_temporary_is_removed_on_resume(done_run):
+    stale = done_run / ".checkpoint.npz.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert main(["--resume", str(done_run), "--quiet"]) == 0
+    assert not stale.exists()
+
+
+# ---- divergence and bad data
+
+def test_divergence_in_epoch_1_keeps_the_finite_epoch_0_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.name=sgd",
+                 "--set", "optimizer.lr=1e30", "--set", "schedule.name=none"])
+    assert code == 3
+    assert "(epoch 1)" in err_of(capsys)
+    state = F.load(out / "checkpoint.npz")
+    assert state["epoch"] == 0
+    assert all(np.isfinite(w).all() for w in state["model"].values())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # the float32 weights: inf
+def test_weights_infinite_from_the_start_leave_no_checkpoint_claimed(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([tiny_config(tmp_path), "--out", str(out), "--quiet",
+                 "--set", "model.0.affine.init=1e300"])  # inf in float32
+    assert code == 3
+    err = err_of(capsys)
+    assert "NaN or infinite" in err and "is kept in" not in err
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_nan_in_the_input_data_is_blamed_on_the_data(tmp_path, monkeypatch, capsys):
+    def with_a_nan(spec, rng):
+        (x, t), test = synthetic(spec, rng)
+        x[7, 3] = np.nan
+        return (x, t), test
+
+    monkeypatch.setattr("experiments.build.synthetic", with_a_nan)
+    assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet",
+                 "--set", "data.validation=0"]) == 3
+    err = err_of(capsys)
+    assert "the input batch holds NaN or inf" in err
+    assert "the data, not the model, is at fault" in err
+
+
+# ---- a full disk, Ctrl-C in the middle of writing
+
+def fd_path(fd):
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def test_full_disk_at_an_epoch_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
+    real_fsync, saves = os.fsync, []
+
+    def fsync(fd):
+        if ".checkpoint.npz." in fd_path(fd):
+            saves.append(fd)
+            if len(saves) == 3:  # epoch 0 (the start), epoch 1, then epoch 2's save
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as the kernel says it
+        real_fsync(fd)
+
+    monkeypatch.setattr(framework.files.os, "fsync", fsync)
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 2
+    monkeypatch.undo()
+    err = err_of(capsys)
+    assert "No space left on device" in err and str(out / "checkpoint.npz") in err
+    assert f"--resume {out}" in err and "Traceback" not in err
+    assert F.load(out / "checkpoint.npz")["epoch"] == 1
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_full_disk_at_the_first_checkpoint_does_not_offer_a_resume(tmp_path, monkeypatch, capsys):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if ".checkpoint.npz." in fd_path(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(framework.files.os, "fsync", fsync)
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "No space left on device" in err and "--resume" not in err
+    assert not out.exists()  # nothing to resume: the run never started
+
+
+def test_ctrl_c_in_the_checkpoint_rename_survives_and_leaves_no_temporary(tmp_path, monkeypatch,
+                                                                          capsys):
+    real_replace, renames = os.replace, []
+
+    def replace(src, dst):
+        if str(dst).endswith("checkpoint.npz"):
+            renames.append(dst)
+            if len(renames) == 3:  # epoch 2's save
+                raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(framework.files.os, "replace", replace)
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 130
+    monkeypatch.undo()
+    err = err_of(capsys)
+    assert f"--resume {out}" in err and "Traceback" not in err
+    assert not list(out.glob(".*.tmp"))
+    assert F.load(out / "checkpoint.npz")["epoch"] == 2  # saved again once the run stopped
+
+
+def test_ctrl_c_while_the_summary_is_written_says_training_is_complete(tmp_path, monkeypatch,
+                                                                        capsys):
+    real = experiments.summary.atomic_write
+
+    @contextlib.contextmanager
+    def interrupted(path, *args, **kwargs):
+        with real(path, *args, **kwargs) as f:
+            yield f
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments.summary, "atomic_write", interrupted)
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 130
+    err = err_of(capsys)
+    assert "after training was complete" in err and "all 3 epochs are saved" in err
+    assert "--resume" not in err
+    assert F.load(out / "checkpoint.npz")["epoch"] == 3
+
+
+# ---- modes, failed starts, foreign folders
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_run_files_get_the_umasks_mode(tmp_path, umask, mode):
+    out = tmp_path / "run"
+    p = train_py(tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "training.epochs=1",
+                 cwd=tmp_path, preexec_fn=lambda: os.umask(umask))
+    _, err = p.communicate(timeout=HANG_GUARD)
+    assert p.returncode == 0, err
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in out.iterdir()}
+    assert {"checkpoint.npz", "config.yaml", "summary.json", "metrics.csv"} <= set(modes)
+    assert set(modes.values()) == {oct(mode)}, modes
+
+
+def test_a_run_that_cannot_get_its_data_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty_mirror").mkdir()
+    (tmp_path / "empty_data").mkdir()
+    monkeypatch.setenv("MNIST_MIRRORS", str(tmp_path / "empty_mirror"))
+    runs = tmp_path / "runs"
+    code = main([tiny_config(tmp_path), "--quiet", "--data-dir", str(tmp_path / "empty_data"),
+                 "--set", f"logging.runs_dir={runs}", "--set", "data.dataset=mnist",
+                 "--set", "model.5.affine.out=10"])
+    assert code == 2
+    assert "Cannot get the data" in err_of(capsys)
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_out_folder_with_other_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert main([tiny_config(tmp_path), "--out", str(mine), "--quiet"]) == 2
+    assert "holds other files (thesis.tex)" in err_of(capsys)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
