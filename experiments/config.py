@@ -242,7 +242,7 @@ SCHEMA = {
     },
     "training": {
         "epochs": (10, Integer(1)),  # passes over the training set
-        "max_steps": (None, Optional(Integer(1))),  # end after this many steps in all (mid-epoch); null = off
+        "max_steps": (None, Optional(Integer(1))),  # end after this many steps in all; null: off
         "seed": (0, Integer(0)),  # seeds the one random generator: split, init, order, dropout
         # evaluate on validation and test every this many epochs (and the last)
         "eval_every": (1, Integer(1)),

@@ -20,9 +20,9 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer per folder is then up to the user
     fcntl = None
 
-RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.csv", "checkpoint.npz",
-             "best.npz", "summary.json", "curves.png", "bias_grads.png", "confusion.png",
-             "mistakes.png", "comparison.csv", "comparison.png", ".lock")
+RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.csv",
+             "checkpoint.npz", "best.npz", "summary.json", "curves.png", "bias_grads.png",
+             "confusion.png", "mistakes.png", "comparison.csv", "comparison.png", ".lock")
 
 
 class Log:
