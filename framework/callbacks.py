@@ -144,6 +144,13 @@ class CheckFinite(Callback):
         raise NonFiniteError(where + (f"first non-finite gradient in {culprit}" if culprit
                                       else "all gradients finite"))
 
+    def on_epoch_end(self, state):
+        bad = [key for key, value in state.record.items()
+               if key.endswith("_loss") and not math.isfinite(value)]
+        if bad:  # the steps' own losses were finite: it is the model at the epoch's end
+            raise NonFiniteError(f"epoch {state.epoch}: {', '.join(bad)} is "
+                                 f"{state.record[bad[0]]} after the epoch's last step")
+
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch with the running loss and accuracy (bar=None: only on a terminal),

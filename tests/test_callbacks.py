@@ -122,3 +122,14 @@ def test_callbacks_run_in_the_order_given():
 
     train([Named("a"), Named("b")], epochs=1)
     assert calls == ["a", "b"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_check_finite_stops_when_the_epochs_validation_loss_is_not_finite():
+    class Blowup(F.Callback):  # the last step leaves weights that overflow the logits
+        def on_step_end(self, state):
+            if state.step == state.steps_per_epoch:
+                state.model.layers[-1].W.data[...] = 1e38
+
+    with pytest.raises(F.NonFiniteError, match=r"epoch 1: val_loss is (nan|inf) after the epoch"):
+        train([Blowup(), F.CheckFinite()], epochs=2)
