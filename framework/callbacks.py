@@ -80,7 +80,7 @@ class Evaluate(Callback):
     """Adds `<name>_loss` and `<name>_acc` to the epoch's record for each split {name: (x, t)},
     every `every` epochs and after the last one."""
 
-    def __init__(self, splits, every=1, batch_size=1000):
+    def __init__(self, splits, every=1, batch_size=250):
         self.splits, self.every, self.batch_size = splits, every, batch_size
 
     def on_epoch_end(self, state):

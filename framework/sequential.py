@@ -42,7 +42,7 @@ class Sequential:
             dy = layer.backward(dy)
         return self.layers[0].backward(dy, need_dx=need_dx)
 
-    def predict_proba(self, x, batch_size=1000):
+    def predict_proba(self, x, batch_size=250):
         """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
         batch, (C,) for one example (of shape input_shape, or 1-D when input_shape is unknown)."""
         x = np.asarray(x)
@@ -56,7 +56,7 @@ class Sequential:
                             for i in range(0, len(batch), batch_size)])
         return p[0] if one else p
 
-    def predict(self, x, batch_size=1000):
+    def predict(self, x, batch_size=250):
         """Class indices in eval mode (dropout off, running statistics): an array for a batch,
         an int for one example."""
         p = self.predict_proba(x, batch_size)
