@@ -43,7 +43,7 @@ def load_data(config, rng, progress=None, log=print):
         # hold two copies of the training set at once (figures in benchmarks/README.md).
         train, test = load_mnist(root, mirrors=data["mirrors"], progress=progress,
                                  name=data["dataset"], normalize=False, flatten=False)
-        log(f"data: {dataset.name} from {root} (checksums verified; parsed arrays cached there)")
+        log(f"data: {dataset.name} from {root} (verified; parsed arrays cached there)")
     val = None
     if data["validation"]:
         train, val = split_validation(*train, data["validation"], seed=rng)

@@ -33,8 +33,11 @@ examples:
 --set values are YAML: 0.01, 1e-3, true, null, [sgd, adam], {out: 64}. Every value is
 checked like the file: unknown keys, wrong types and out-of-range values are refused
 before any work starts. The run folder (default runs/<date>-<time>-<name>) gets
-config.yaml (resolved), log.txt, metrics.csv, bias_grads.csv, checkpoint.npz (every
-epoch), summary.json, and with matplotlib curves.png and bias_grads.png.
+config.yaml (resolved), log.txt, metrics.csv, steps.csv, bias_grads.csv, checkpoint.npz
+(every epoch), best.npz (best validation accuracy), summary.json, and with matplotlib
+curves.png and bias_grads.png (--eval adds confusion.png and mistakes.png). Configs name
+constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channels,
+kernel_size, padding (the list below).
 
 data: files are looked for in --data-dir (else data.dir, $MNIST_DIR, ~/.cache/npdl/mnist)
 and downloaded from data.mirrors, else $MNIST_MIRRORS (comma-separated URLs or folders),
@@ -52,9 +55,9 @@ def parser():
     p = argparse.ArgumentParser(
         prog="train.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"{catalogue()}\n\n{EPILOG}",
-        description="Train a NumPy MLP from a YAML experiment config (or run a sweep of them), "
-                    "logging on real batches why a batched Affine layer's bias gradient is "
-                    "db = dY.sum(axis=0).")
+        description="Train a NumPy network (an MLP or a CNN) from a YAML experiment config, or a\n"
+                    "sweep of them, showing on real batches why a bias gradient is a sum:\n"
+                    "db = dY.sum(axis=0) for an Affine layer, dY.sum(axis=(0, 2, 3)) for a conv.")
     p.add_argument("config", nargs="?",
                    help="YAML experiment (default: configs/mnist_mlp.yaml next to train.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -229,7 +232,8 @@ def run(args, default_config, log, job):
             job.take(folder, lock(folder), created=True)
     log.open(folder / "log.txt")
     log.detail(blas_line())
-    log(f"{'resuming' if args.resume else 'run'}: {folder}   config: {source}{note}")
+    log(f"{'resuming' if args.resume else 'run'}: {folder}")
+    log(f"config: {source}{note}")
     if args.resume:
         from .resume import record_overrides
         record_overrides(folder, config, user if sweep else None, args.overrides)
@@ -255,7 +259,8 @@ def report(result, folder, log):
                 else "no test set")
         epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
         log(f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)", always=True)
-        log(f"run folder: {folder}   (evaluate it: python train.py --eval {folder})", always=True)
+        log(f"run folder: {folder}", always=True)
+        log(f"evaluate it: python train.py --eval {folder}", always=True)
     else:
         top = result.iloc[0]
         log(f"sweep done: {len(result)} runs, best {top['run']}; table in "

@@ -11,8 +11,16 @@ from .yamlfile import ConfigError
 
 
 def evaluate_run(folder, data_dir, log):
-    """Evaluates folder's best.npz (else checkpoint.npz) on the run's test set; returns 0."""
-    path = folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+    """Evaluates a run folder's best.npz (else checkpoint.npz), or the checkpoint file named, on
+    the run's test set; returns 0."""
+    if folder.is_file():
+        folder, path = folder.parent, folder
+    else:
+        runs = sorted(sub.name for sub in folder.glob("*/") if (sub / "checkpoint.npz").exists())
+        if runs and not (folder / "checkpoint.npz").exists():
+            raise ConfigError(f"--eval {folder}: a sweep's folder; evaluate one of its runs, e.g. "
+                              f"--eval {folder / runs[0]}")
+        path = folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
     try:
         model, state = F.load_model(path), F.load(path)
     except F.CheckpointError as e:

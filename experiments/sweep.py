@@ -185,7 +185,8 @@ def narrow(table, labels):
     for column, title in columns.items():
         if column in table:
             values = table[column]
-            out[title] = [f"{v:.2%}" if isinstance(v, float) and column.endswith("accuracy") else v
+            accuracy = column.endswith("accuracy")
+            out[title] = [("-" if v is None or v != v else f"{v:.2%}") if accuracy else v
                           for v in values]
     return out
 

@@ -7,6 +7,7 @@ nesting deeper than MAX_DEPTH, and keys that are not plain values.
 """
 import re
 from collections.abc import Hashable
+from pathlib import Path
 
 import yaml
 
@@ -90,7 +91,8 @@ def read_mapping(path, sections):
                               "of text.")
         text = data.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file.") from None
+        hint = f" (did you mean {path}.yaml?)" if Path(f"{path}.yaml").is_file() else ""
+        raise ConfigError(f"{path}: no such config file{hint}.") from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
         raise ConfigError(f"{path}: cannot be read as a YAML config "
                           f"({e.__class__.__name__}).") from None

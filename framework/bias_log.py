@@ -114,7 +114,7 @@ def format_bias(r):
              f"numeric {r['numeric_rel_err']:.1e}"]
     if "db_sum" in r:
         direction = "down" if r["top_db"] > 0 else "up"
-        lines.append(f"    output: db_k = mean p_nk - frac_k (diff {r['identity_check']:.1e}); "
+        lines.append(f"    output: db_k = mean p_nk - frac_k (diff {r['identity_check']:.0e}); "
                      f"Σ_k db_k = {r['db_sum']:.1e}; "
                      f"class {r['top_class']} pushed most ({direction})")
     return "\n".join(lines)

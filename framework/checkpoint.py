@@ -52,6 +52,10 @@ def load(path):
                     out[name] = value.item() if value.ndim == 0 else value
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder; a checkpoint is a file in it, such as best.npz "
+                              "or "
+                              "checkpoint.npz") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: not a complete checkpoint ({type(e).__name__}: {e}); "
                               "the file may be truncated or damaged") from None

@@ -1,4 +1,6 @@
 """A model as a list of layers applied in order. It knows nothing about training."""
+import math
+
 import numpy as np
 
 from .layers import Softmax
@@ -44,17 +46,25 @@ class Sequential:
 
     def predict_proba(self, x, batch_size=250):
         """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
-        batch, (C,) for one example (of shape input_shape, or 1-D when input_shape is unknown)."""
+        batch, (C,) for one example. One example is any array with input_shape's number of entries
+        (a flat (784,) or (28, 28) image for a (1, 28, 28) model) unless it has a batch axis of
+        1; without input_shape, a 1-D array."""
         x = np.asarray(x)
         if x.dtype.kind != "f":
             raise ValueError(f"predict expects floating-point inputs scaled as in training (MNIST: "
                              f"pixels / 255), got {x.dtype}")
-        one = x.shape == self.input_shape if self.input_shape is not None else x.ndim == 1
-        batch = x[None] if one else x
+        one = self.is_one_example(x)
+        batch = x.reshape((1,) + (self.input_shape or x.shape)) if one else x
         softmax = Softmax()
         p = np.concatenate([softmax.forward(self.forward(batch[i:i + batch_size], train=False))
                             for i in range(0, len(batch), batch_size)])
         return p[0] if one else p
+
+    def is_one_example(self, x):
+        if self.input_shape is None:
+            return x.ndim == 1
+        batch_of_one = x.ndim == len(self.input_shape) + 1 and x.shape[0] == 1
+        return x.size == math.prod(self.input_shape) and not batch_of_one
 
     def predict(self, x, batch_size=250):
         """Class indices in eval mode (dropout off, running statistics): an array for a batch,

@@ -28,10 +28,13 @@ HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</bod
 
 
 def mnist_places() -> list[Path]:
-    """Where a user keeps the MNIST .gz files: $MNIST_DIR, the user's cache folder, and
-    ../shared/data/mnist beside this repository."""
+    """Where a user keeps the MNIST .gz files: $MNIST_DIR, the folders among $MNIST_MIRRORS,
+    the user's cache folder, and ../shared/data/mnist beside this repository (this project's
+    own machines)."""
     mnist = DATASETS["mnist"]
     places = [Path(os.environ["MNIST_DIR"]).expanduser()] if os.environ.get("MNIST_DIR") else []
+    places += [Path(m.strip()).expanduser() for m in os.environ.get("MNIST_MIRRORS", "").split(",")
+               if m.strip() and "://" not in m]
     return list(dict.fromkeys([*places, user_cache_root(mnist), SHARED_MNIST]))
 
 
@@ -55,9 +58,8 @@ def mnist_files() -> Path:
         if holds_mnist(place):
             return place
     looked_in = ", ".join(str(place) for place in places)
-    unset = "" if os.environ.get("MNIST_DIR") else " ($MNIST_DIR is not set)"
-    pytest.skip(f"real MNIST files needed: no folder holds all four .gz files at their "
-                f"published sizes; looked in {looked_in}{unset}")
+    pytest.skip(f"real MNIST files needed (run `python train.py` once, or set MNIST_DIR or "
+                f"MNIST_MIRRORS to a folder holding the four .gz files); looked in {looked_in}")
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> FileSpec:

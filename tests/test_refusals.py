@@ -106,3 +106,13 @@ def test_inference_does_not_run_dropout():
     x = np.ones((2, 4), np.float32)
     np.testing.assert_array_equal(model.forward(x), model.forward(x))  # eval mode by default
     np.testing.assert_array_equal(model.predict_proba(x), model.predict_proba(x))
+
+
+def test_one_image_in_any_layout_is_one_example_for_an_image_model():
+    rng = np.random.default_rng(2)
+    model = F.Sequential(F.Flatten(), F.Affine(784, 3, rng=rng), input_shape=(1, 28, 28))
+    x = rng.random((4, 1, 28, 28)).astype(np.float32)
+    expected = model.predict(x)
+    for image in (x[1], x[1].reshape(784), x[1].reshape(28, 28)):
+        assert model.predict(image) == expected[1]
+    np.testing.assert_array_equal(model.predict(x[1:2]), expected[1:2])  # a batch of one stays one
