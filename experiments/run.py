@@ -157,7 +157,7 @@ def train(config, folder, log, resume=False):
     if resume:
         start, history = restore(folder, model, optimizer, rng, config)
         if start == training["epochs"]:
-            log(f"this run has done all {start} epochs: nothing to resume (its summary is rewritten)")
+            log(f"this run has done all {start} epochs: nothing to resume (its summary is redone)")
         earlier_seconds = float(F.load(folder / "checkpoint.npz").get("wall_seconds", 0.0))
         trim_csv(folder / "bias_grads.csv", start, BIAS_COLUMNS)
         trim_csv(folder / "steps.csv", start, StepsCSV.COLUMNS)
