@@ -2,7 +2,7 @@
 
 The CNN of configs/mnist_cnn.yaml, built from framework classes:
     conv 3x3 32 pad 1 - batchnorm - relu - maxpool 2 - conv 3x3 64 pad 1 - batchnorm - relu -
-    maxpool 2 - flatten - affine 128 - relu - dropout 0.25 - affine 10, softmax-cross-entropy, Adam
+    maxpool 2 - flatten - affine 128 - relu - dropout 0.5 - affine 10, softmax-cross-entropy, Adam
 float32, on synthetic data of MNIST's shape (N, 1, 28, 28) (no download). A step is forward,
 loss, backward and Adam's update, on the next batch of a fixed synthetic set. For each batch
 size it times, interleaved in the same run so that load from other processes hits all alike:
@@ -73,7 +73,7 @@ def cnn(rng):
     return F.Sequential(
         F.Conv2D(1, 32, 3, padding=1, rng=rng), F.BatchNorm(32), F.ReLU(), F.MaxPool2D(2),
         F.Conv2D(32, 64, 3, padding=1, rng=rng), F.BatchNorm(64), F.ReLU(), F.MaxPool2D(2),
-        F.Flatten(), F.Affine(64 * 7 * 7, 128, rng=rng), F.ReLU(), F.Dropout(0.25, rng=rng),
+        F.Flatten(), F.Affine(64 * 7 * 7, 128, rng=rng), F.ReLU(), F.Dropout(0.5, rng=rng),
         F.Affine(128, 10, rng=rng))
 
 
@@ -135,7 +135,7 @@ class Torch(Timed):
         self.model = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5),
             nn.Linear(128, 10))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
