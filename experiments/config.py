@@ -219,6 +219,7 @@ SCHEMA = {
         "subset": (None, Optional(Integer(1))),
         "batch_size": (128, Integer(1)),  # examples per optimizer step
         "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
+        "augment_shift": (0, Integer(0, 4)),  # move training images up to this many pixels; 0: off
         "synthetic": {  # only for dataset: synthetic
             "train": (1000, Integer(2)),  # training examples (validation is taken from these)
             "test": (300, Integer(1)),  # test examples
@@ -351,6 +352,9 @@ def check_consistency(config):
     if data["subset"] is not None and data["subset"] > left:
         raise Invalid(f"out of range: {data['subset']} is more than the {left} training examples "
                       "left after validation", ("data", "subset"))
+    if data["augment_shift"] and data["dataset"] == "synthetic":
+        raise Invalid("shifting needs images: synthetic data are points, not pictures; set it to 0",
+                      ("data", "augment_shift"))
     if config["training"]["patience"] is not None and data["validation"] == 0:
         raise Invalid("early stopping watches validation accuracy: set data.validation > 0 or "
                       "patience to null", ("training", "patience"))

@@ -172,6 +172,7 @@ def train(config, folder, log, resume=False):
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
     callbacks = [
+        *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
         F.LRSchedule(build_schedule(config, -(-len(data.train[0]) // batch_size))),
         F.CheckFinite(),
         F.BiasLog(training["bias_every_epoch"], training["bias_every"],

@@ -13,7 +13,8 @@ from .numeric import gradcheck, numeric_grad
 from .checkpoint import save, load, load_model, CheckpointError
 from .evaluate import evaluate
 from .bias_log import bias_report, format_bias, format_bias_step
-from .callbacks import (Callback, NonFiniteError, LRSchedule, StopAfter, Evaluate, EarlyStopping,
+from .callbacks import (Callback, NonFiniteError, LRSchedule, StopAfter, RandomShift, Evaluate,
+                        EarlyStopping,
                         CheckFinite, ProgressBar, BiasLog, Checkpoint)
 from .fit import fit, default_callbacks
 from .registry import layers, optimizers
@@ -21,10 +22,10 @@ from .registry import layers, optimizers
 __all__ = [
     "Parameter", "sum_to", "Invalid", "Layer", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
     "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm", "SoftmaxCrossEntropy",
-    "Sequential", "Optimizer", "SGD", "Momentum",
-    "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW", "Constant", "StepDecay", "Cosine", "Warmup",
-    "gradcheck", "numeric_grad", "save", "load", "load_model", "CheckpointError", "evaluate",
-    "bias_report", "format_bias", "format_bias_step", "Callback", "NonFiniteError", "LRSchedule",
-    "StopAfter", "Evaluate", "EarlyStopping", "CheckFinite", "ProgressBar", "BiasLog", "Checkpoint",
-    "fit", "default_callbacks", "layers", "optimizers",
+    "Sequential", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW",
+    "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad", "save", "load",
+    "load_model", "CheckpointError", "evaluate", "bias_report", "format_bias", "format_bias_step",
+    "Callback", "NonFiniteError", "LRSchedule", "StopAfter", "RandomShift", "Evaluate",
+    "EarlyStopping", "CheckFinite", "ProgressBar", "BiasLog", "Checkpoint", "fit",
+    "default_callbacks", "layers", "optimizers",
 ]

@@ -3,6 +3,8 @@
 A callback has any of these hooks, each given fit's State (framework.fit.State):
     on_fit_start    before the first epoch (after a resume's restore)
     on_epoch_start  before an epoch's first batch
+    on_batch_start  once a batch is gathered (state.x, state.t), before forward: it may replace
+                    state.x (data augmentation)
     after_backward  once every gradient of a step is computed, before the optimizer's step
     on_step_end     after the optimizer's step
     on_epoch_end    after the epoch's record (train and val metrics) is made: add to it, save, stop
@@ -15,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .bias_log import KEY, bias_report, format_bias, format_bias_step
+from .broadcast import reuse
 from .checkpoint import save
 from .evaluate import evaluate
 
@@ -30,6 +33,9 @@ class Callback:
         pass
 
     def on_epoch_start(self, state):
+        pass
+
+    def on_batch_start(self, state):
         pass
 
     def after_backward(self, state):
@@ -74,6 +80,36 @@ class StopAfter(Callback):
     def on_step_end(self, state):
         if state.step >= self.steps:
             state.stop = True
+
+
+class RandomShift(Callback):
+    """Data augmentation: each training image (N, C, H, W) is moved by a random whole number of
+    pixels, -pixels..pixels down and across (from `rng`), what moves in is 0. Each epoch then
+    shows the network slightly different digits, so it learns less of where a stroke sits.
+
+    Vectorised over the examples that share a shift: at most (2 pixels + 1)² copies a batch.
+    """
+
+    def __init__(self, pixels, rng):
+        self.pixels, self.rng, self.shifted = pixels, rng, None
+
+    def on_batch_start(self, state):
+        x = state.x
+        if x.ndim != 4:
+            raise ValueError(f"RandomShift: needs images (N, C, H, W), got a batch of shape "
+                             f"{x.shape}")
+        p = self.pixels
+        shifts = self.rng.integers(-p, p + 1, size=(len(x), 2))
+        self.shifted = out = reuse(self.shifted, x.shape, x.dtype)
+        out[...] = 0
+        h, w = x.shape[2:]
+        for dy in range(-p, p + 1):
+            for dx in range(-p, p + 1):
+                index = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+                if len(index):  # y[i + dy, j + dx] = x[i, j] where both lie inside the image
+                    out[index, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                        x[index, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        state.x = out
 
 
 class Evaluate(Callback):

@@ -64,6 +64,8 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
             # temporary, then copies); a permutation's indices are always in range.
             state.x = np.take(x_train, index, axis=0, out=x_batch[:len(index)], mode="clip")
             state.t = t_train[index]
+            for callback in callbacks:
+                callback.on_batch_start(state)  # augmentation may replace state.x here
 
             state.logits = model.forward(state.x, train=True)
             state.loss = loss_fn.forward(state.logits, state.t)

@@ -133,3 +133,33 @@ def test_check_finite_stops_when_the_epochs_validation_loss_is_not_finite():
 
     with pytest.raises(F.NonFiniteError, match=r"epoch 1: val_loss is (nan|inf) after the epoch"):
         train([Blowup(), F.CheckFinite()], epochs=2)
+
+
+def test_random_shift_moves_each_image_by_its_drawn_offset_and_fills_zeros():
+    x = np.random.default_rng(3).random((40, 1, 6, 5)).astype(np.float32)
+    shift = F.RandomShift(2, np.random.default_rng(4))
+
+    class State:
+        pass
+
+    state = State()
+    state.x = x
+    shift.on_batch_start(state)
+    offsets = np.random.default_rng(4).integers(-2, 3, size=(40, 2))  # the same draws
+    for n, (dy, dx) in enumerate(offsets):
+        expected = np.zeros((6, 5), np.float32)
+        for i in range(6):
+            for j in range(5):
+                if 0 <= i + dy < 6 and 0 <= j + dx < 5:
+                    expected[i + dy, j + dx] = x[n, 0, i, j]
+        np.testing.assert_array_equal(state.x[n, 0], expected, err_msg=f"example {n}: {dy}, {dx}")
+    assert len({tuple(o) for o in offsets}) > 10  # many shifts, all checked
+
+
+def test_random_shift_refuses_a_batch_that_is_not_images():
+    class State:
+        x = np.zeros((3, 784), np.float32)
+
+    with pytest.raises(ValueError, match=r"RandomShift: needs images \(N, C, H, W\), got a batch "
+                                         r"of shape \(3, 784\)"):
+        F.RandomShift(1, np.random.default_rng(0)).on_batch_start(State())
