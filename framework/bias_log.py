@@ -90,11 +90,10 @@ def output_identity(db, loss_fn):
             "top_class": k, "top_db": float(db[k])}
 
 
-KEY = """\
-bias gradients: db = dY summed over the batch (and positions). Why: python train.py --explain-bias
-  Σ: max|db - Σ_n dY_n|, the sum written out;  1ᵀ: max|db - 1ᵀ·dY|, the same sum as a matrix
-  product (float32 rounding in another order: ~1e-8);  numeric: relative error against float64
-  central differences"""
+KEY = ("bias gradients: db = dY summed over the batch (and positions). Why: python train.py "
+       "--explain-bias\n"
+       "  Σ, 1ᵀ: max|db - Σ_n dY_n|, max|db - 1ᵀ·dY| (float32, summed in another order: ~1e-8);\n"
+       "  numeric: relative error against float64 central differences")
 
 
 def summed(r):
