@@ -50,9 +50,8 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
     x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)  # reused every step
     for callback in callbacks:
         callback.on_fit_start(state)
-    for state.epoch in range(start_epoch + 1, epochs + 1):
-        if state.stop:
-            break
+    while state.epoch < epochs and not state.stop:
+        state.epoch += 1
         started = time.perf_counter()
         order = rng.permutation(n) if rng is not None else np.arange(n)
         state.seen, state.total_loss, state.correct = 0, 0.0, 0

@@ -163,3 +163,15 @@ def test_random_shift_refuses_a_batch_that_is_not_images():
     with pytest.raises(ValueError, match=r"RandomShift: needs images \(N, C, H, W\), got a batch "
                                          r"of shape \(3, 784\)"):
         F.RandomShift(1, np.random.default_rng(0)).on_batch_start(State())
+
+
+def test_stop_after_ends_mid_epoch_and_the_run_ends_in_that_epoch():
+    ended = []
+
+    class Spy(F.Callback):
+        def on_fit_end(self, state):
+            ended.append((state.epoch, state.step))
+
+    history, _ = train([F.StopAfter(10), Spy()], epochs=5)  # 7 steps an epoch
+    assert list(history.epoch) == [1, 2] and list(history.step) == [7, 10]
+    assert ended == [(2, 10)]
