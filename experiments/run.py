@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 import framework as F
-from framework.bias_log import KEY
+from framework.bias_log import BiasLines
 from framework.callbacks import epoch_line
 
 from .build import build_model, build_optimizer, build_schedule, load_data, parameter_count
@@ -50,14 +50,11 @@ class BiasCSV:
 
     def __init__(self, folder, log, print_lines):
         self.path, self.log = folder / "bias_grads.csv", log
-        self.print_lines, self.shown = print_lines, False
+        self.lines = BiasLines() if print_lines else None
 
     def __call__(self, records):
-        if self.print_lines and self.shown:
-            self.log(F.format_bias_step(records))
-        elif self.print_lines:
-            self.log("\n".join([KEY] + [F.format_bias(r) for r in records]))
-            self.shown = True
+        if self.lines is not None:
+            self.log(self.lines(records))
         new = not self.path.exists()
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, BIAS_COLUMNS, extrasaction="ignore", lineterminator="\n")

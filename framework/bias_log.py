@@ -127,3 +127,17 @@ def format_bias_step(records):
     return (f"step {records[0]['step']}  {len(records)} biases: Σ {worst['sum_check']:.1e}  "
             f"1ᵀ {worst['ones_check']:.1e}  numeric {worst['numeric_rel_err']:.1e}  "
             f"largest |db| {top['db_norm']:.4f} ({top['layer']})")
+
+
+class BiasLines:
+    """The bias log as console text, one logged step at a time: the key and every layer in full
+    the first time, then one line a step."""
+
+    def __init__(self):
+        self.shown = False
+
+    def __call__(self, records):
+        if self.shown:
+            return format_bias_step(records)
+        self.shown = True
+        return "\n".join([KEY] + [format_bias(r) for r in records])

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from .bias_log import KEY, bias_report, format_bias, format_bias_step
+from .bias_log import BiasLines, bias_report
 from .broadcast import reuse
 from .checkpoint import save
 from .evaluate import evaluate
@@ -219,7 +219,7 @@ class BiasLog(Callback):
     def __init__(self, every_epoch=True, every=0, log=None):
         self.every_epoch, self.every = every_epoch, every
         self.log = log if log is not None else self.print
-        self.printed = False
+        self.lines = BiasLines()
 
     def after_backward(self, state):
         if (self.every_epoch and state.seen == 0) or (self.every and state.step % self.every == 0):
@@ -229,11 +229,7 @@ class BiasLog(Callback):
                 self.log(records)
 
     def print(self, records):
-        if self.printed:
-            tqdm.write(format_bias_step(records))
-        else:
-            tqdm.write("\n".join([KEY] + [format_bias(r) for r in records]))
-            self.printed = True
+        tqdm.write(self.lines(records))
 
 
 class Checkpoint(Callback):
