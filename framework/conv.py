@@ -213,9 +213,9 @@ class Conv2D(Layer):
         out = self.out_channels
         X = cols.reshape(n * oh * ow, -1)
         # dY.T, (out, N*H'*W'), contiguous: dy's channels first, copied in runs of H'*W' numbers.
-        dYT = reuse(self.dYT, (out, n, oh, ow), dy.dtype)
-        np.copyto(dYT, dy.transpose(1, 0, 2, 3))
-        self.dYT = dYT = dYT.reshape(out, -1)
+        self.dYT = reuse(self.dYT, (out, n, oh, ow), dy.dtype)  # kept as made, so it is reused
+        np.copyto(self.dYT, dy.transpose(1, 0, 2, 3))
+        dYT = self.dYT.reshape(out, -1)
         dW = (dYT @ X).reshape(out, kh, kw, c).transpose(0, 3, 1, 2)
         # Into the array W.grad already is, when it fits (see Parameter).
         self.W.grad = reuse(self.W.grad, self.W.data.shape, dW.dtype)
