@@ -67,6 +67,41 @@ class Flatten(Layer):
         return dy.reshape(x_shape) if need_dx else None
 
 
+def running_max(x, axis, kernel, stride, count):
+    """(y, greater): y the max of each of `count` windows of `kernel` entries `stride` apart along
+    `axis` of x; greater[k - 1] marks the windows whose entry at offset k beats every earlier one
+    (strictly, so a tie stays with the first max). Backward needs only these masks."""
+    at = [(slice(None),) * axis + (strided(k, stride, count),) for k in range(kernel)]
+    y, greater = x[at[0]], []
+    for index in at[1:]:
+        greater.append(x[index] > y)
+        y = np.maximum(y, x[index], out=y if len(greater) > 1 else None)  # the first makes y
+    return (y if greater else y.copy()), greater
+
+
+def running_max_backward(dy, greater, x_shape, axis, kernel, stride):
+    """dx for running_max: each window's dy goes to its argmax, the last offset whose mask is set.
+    Walking the offsets backwards, that one takes all of dy and leaves dy - dy = 0 to the rest."""
+    count = dy.shape[axis]
+    at = [(slice(None),) * axis + (strided(k, stride, count),) for k in range(kernel)]
+    overlapping = stride < kernel
+    covered = not overlapping and count * stride == x_shape[axis]  # each entry in one window
+    dx = (np.empty if covered else np.zeros)(x_shape, dy.dtype)
+    rest = dy
+    for k in range(kernel - 1, 0, -1):
+        if overlapping:  # windows can share an argmax: their gradients add up there
+            share = rest * greater[k - 1]
+            dx[at[k]] += share
+        else:  # each entry of dx is written once: straight into it
+            share = np.multiply(rest, greater[k - 1], out=dx[at[k]])
+        rest = np.subtract(rest, share, out=dx[at[0]] if k == 1 and not overlapping else None)
+    if overlapping:
+        dx[at[0]] += rest
+    elif kernel == 1:
+        dx[at[0]] = rest
+    return dx
+
+
 class MaxPool2D(Layer):
     """y[n, c, i, j] = max of x[n, c] over the kh x kw window at (i*sh, j*sw); dx: dy to its argmax.
 
@@ -74,10 +109,14 @@ class MaxPool2D(Layer):
     The stride defaults to the kernel size (windows side by side); a smaller stride makes
     windows overlap, and an entry of x that is the max of several windows receives the sum of
     their gradients. Ties go to the first max in the window, row by row, as in PyTorch.
+
+    A window's max is taken in two steps: across, the max of each row's kw entries (the first
+    max wins a tie), then down, the max of those kh row maxima (the topmost wins). Each step
+    reads the data once per kernel offset, and the second reads whole rows.
     """
 
     short_names: ClassVar = {"kernel_size": "kernel"}
-    x = None
+    greater_across = None
 
     @checked
     def __init__(self, kernel_size: Size(), stride: Optional(Size()) = None, name=None):
@@ -89,46 +128,22 @@ class MaxPool2D(Layer):
         c, h, w = input_shape
         return (c, *window_grid(self, (h, w), self.kernel_size, self.stride))
 
-    def windows_at_offsets(self, out):
-        """(k, index) for each kernel offset k (row by row): x[index] holds, for every window,
-        its entry at that offset; out = (H', W') windows."""
-        (kh, kw), (sh, sw), (oh, ow) = self.kernel_size, self.stride, out
-        for i in range(kh):
-            for j in range(kw):
-                yield i * kw + j, (slice(None), slice(None), strided(i, sh, oh), strided(j, sw, ow))
-
     def forward(self, x, train=False):
         checked_images(self, x)
-        out = window_grid(self, x.shape[2:], self.kernel_size, self.stride)
-        offsets = self.windows_at_offsets(out)
-        _, first = next(offsets)
-        y = x[first].copy()
-        for _, index in offsets:
-            np.maximum(y, x[index], out=y)
-        self.x, self.y, self.out = x, y, out
+        oh, ow = window_grid(self, x.shape[2:], self.kernel_size, self.stride)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        rows, self.greater_across = running_max(x, 3, kw, sw, ow)  # (N, C, H, W')
+        y, self.greater_down = running_max(rows, 2, kh, sh, oh)
+        self.x_shape, self.rows_shape = x.shape, rows.shape
         return y
 
     def backward(self, dy, need_dx=True):
-        x, y = self.needs(self.x), self.y
+        greater_across = self.needs(self.greater_across)
         if not need_dx:
             return None
-        dx = np.zeros(x.shape, np.result_type(dy, x))
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        overlapping = sh < kh or sw < kw
-        last = kh * kw - 1
-        # Offsets in the window's order: a max is claimed by the first offset that holds it, and
-        # one no earlier offset claimed is at the last.
-        claimed = np.zeros(y.shape, bool)
-        for k, index in self.windows_at_offsets(self.out):
-            at_max = ~claimed if k == last else x[index] == y
-            if 0 < k < last:
-                at_max &= ~claimed
-            claimed |= at_max
-            if overlapping:  # windows can share an argmax: their gradients add up there
-                dx[index] += dy * at_max
-            else:  # each entry of x is in one window at most
-                np.multiply(dy, at_max, out=dx[index])
-        return dx
+        drows = running_max_backward(dy, self.greater_down, self.rows_shape, 2, kh, sh)
+        return running_max_backward(drows, greater_across, self.x_shape, 3, kw, sw)
 
 
 class Conv2D(Layer):

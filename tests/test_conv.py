@@ -19,6 +19,8 @@ POOL_CASES = [  # kernel, stride
     (2, None),         # side by side
     (3, 2),            # overlapping
     ((2, 3), (1, 2)),  # overlapping down, side by side across
+    ((1, 2), (2, 2)),  # one row a window, every other row skipped
+    ((3, 1), (3, 1)),  # side by side, the last row of 7 in no window
 ]
 
 
@@ -134,6 +136,32 @@ def test_maxpool_ties_go_to_the_first_max_row_by_row():
     pool.forward(zeros)  # all equal: the top-left entry of each window
     np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32))[0, 0],
                                   [[1, 0, 0], [0, 0, 0], [0, 0, 0]])
+
+
+def pool_by_windows(x, dy, kernel, stride):
+    """MaxPool2D's y and dx the slow plain way: np.argmax over each window's entries, row by row,
+    which returns the first max, and dy added to that entry of dx."""
+    (kh, kw), (sh, sw) = kernel, stride
+    y, dx = np.zeros(dy.shape), np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(*dy.shape):
+        window = x[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        a, b = np.unravel_index(np.argmax(window), window.shape)
+        y[n, c, i, j] = window[a, b]
+        dx[n, c, i * sh + a, j * sw + b] += dy[n, c, i, j]
+    return y, dx
+
+
+@pytest.mark.parametrize("kernel, stride", POOL_CASES)
+def test_maxpool_equals_a_window_by_window_argmax_ties_included(kernel, stride):
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float32)  # many ties
+    pool = F.MaxPool2D(kernel, stride)
+    y = pool.forward(x)
+    dy = rng.integers(1, 100, y.shape).astype(np.float32)  # integers: sums in any order agree
+    dx = pool.backward(dy)
+    y_expected, dx_expected = pool_by_windows(x, dy, pool.kernel_size, pool.stride)
+    np.testing.assert_array_equal(y, y_expected)
+    np.testing.assert_array_equal(dx, dx_expected)
 
 
 def test_maxpool_overlapping_windows_add_their_gradients():
