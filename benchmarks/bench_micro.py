@@ -3,7 +3,8 @@
 The comments in framework/ say why each of these choices was made; this script measures them
 on your machine and numpy (the figures in benchmarks/README.md came from it):
 
-  relu        np.maximum(x, zeros) against np.maximum(x, 0)           (ReLU.forward)
+  relu        np.maximum(x, 0) against np.maximum(x, zeros), on an MLP's  (ReLU.forward)
+              (N, 256) and a CNN's (N, 32, 28, 28) activations
   row max     reduce(np.maximum, z.T) against z.max(axis=1)           (SoftmaxCrossEntropy)
   gather      np.take(..., out=, mode="clip") against mode="raise"    (fit's batch)
   dW          matmul into the kept grad array against a new array    (Affine.backward)
@@ -37,6 +38,8 @@ def cases(batch, rng):
     """(name, the project's way, the plain way) for one batch size."""
     x = rng.standard_normal((batch, 256), dtype=np.float32)
     zeros = np.zeros_like(x)
+    images = rng.standard_normal((batch, 32, 28, 28), dtype=np.float32)
+    image_zeros = np.zeros_like(images)
     z = rng.standard_normal((batch, 10), dtype=np.float32)
     data = rng.standard_normal((60_000, 784), dtype=np.float32)
     index = rng.permutation(60_000)[:batch]
@@ -45,7 +48,8 @@ def cases(batch, rng):
     dy = rng.standard_normal((batch, 256), dtype=np.float32)
     kept = np.empty((784, 256), np.float32)
     return [
-        ("relu", lambda: np.maximum(x, zeros), lambda: np.maximum(x, 0)),
+        ("relu mlp", lambda: np.maximum(x, 0), lambda: np.maximum(x, zeros)),
+        ("relu conv", lambda: np.maximum(images, 0), lambda: np.maximum(images, image_zeros)),
         ("row max", lambda: functools.reduce(np.maximum, z.T), lambda: z.max(axis=1)),
         ("gather", lambda: np.take(data, index, axis=0, out=out, mode="clip"),
          lambda: np.take(data, index, axis=0, out=out)),

@@ -54,17 +54,10 @@ class ReLU(Layer):
     """y = max(x, 0);  dx = dy * [x > 0].  Any shape."""
 
     positive = None
-    zeros = None
 
     def forward(self, x, train=False):
         self.positive = x > 0
-        # Against an array of zeros, not the scalar 0: numpy's maximum has a SIMD loop for two
-        # arrays but not for an array and a scalar.
-        zeros = reuse(self.zeros, x.shape, x.dtype)
-        if zeros is not self.zeros:
-            zeros[...] = 0
-            self.zeros = zeros
-        return np.maximum(x, zeros)
+        return np.maximum(x, 0)
 
     def backward(self, dy, need_dx=True):
         positive = self.needs(self.positive)
