@@ -1,19 +1,18 @@
 """Benchmark a training step of the MNIST CNN against its GEMM floor and PyTorch eager.
 
-The CNN of configs/mnist_cnn.yaml, built from framework classes:
-    conv 3x3 32 pad 1 - batchnorm - relu - maxpool 2 - conv 3x3 64 pad 1 - batchnorm - relu -
-    maxpool 2 - flatten - affine 128 - relu - dropout 0.5 - affine 10, softmax-cross-entropy, Adam
-float32, on synthetic data of MNIST's shape (N, 1, 28, 28) (no download). A step is forward,
-loss, backward and Adam's update, on the next batch of a fixed synthetic set. For each batch
-size it times, interleaved in the same run so that load from other processes hits all alike:
+The network of configs/mnist_cnn.yaml, read from it and built as train.py builds it, with
+softmax-cross-entropy and Adam (lr 1e-3), float32, on synthetic data of MNIST's shape
+(N, 1, 28, 28) (no download). A step is forward, loss, backward and Adam's update, on the next
+batch of a fixed synthetic set. For each batch size it times, interleaved in the same run so
+that load from other processes hits all alike:
 
   floor      the step's matrix products alone, same shapes and transpositions, into
-             preallocated outputs: conv1 forward and dW (no dx: the first layer's input
-             gradient is not needed), conv2 forward, dW and dX, and both Affine layers'
-             forward, dW and dx
+             preallocated outputs: each Conv2D's and Affine's forward, dW and dX (no dX for
+             the first layer: the input's gradient is not needed)
   framework  the step above
-  torch      the same model and step in PyTorch eager (nn.Sequential, F.cross_entropy,
-             torch.optim.Adam), same thread count, in a child process; when importable
+  torch      the same layers and step in PyTorch eager (nn.Sequential of the layers' twins,
+             F.cross_entropy, torch.optim.Adam), same thread count, in a child process; when
+             importable
 
 Each figure is the median over --reps repetitions of a block of steps (~--block seconds), after
 a warm-up. "x floor" = step time / floor step time; "x torch" = step time / PyTorch's (below 1:
@@ -30,6 +29,7 @@ OpenBLAS kernels: the benchmark runs with the environment it is given; --coretyp
 in a child process whose environment sets OPENBLAS_CORETYPE=NAME (yours is left as it is).
 """
 import os
+from pathlib import Path
 
 import numpy as np
 from timing import (
@@ -53,8 +53,11 @@ from timing import (
 )
 
 import framework as F
+from experiments.build import build_model
+from experiments.config import load
 
 EXAMPLES = 2048  # the synthetic set a step takes its batch from, in order
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist_cnn.yaml"
 
 
 def parse_args(argv=None):
@@ -70,11 +73,16 @@ def mnist(seed):
 # --- the candidates -------------------------------------------------------------------------
 
 def cnn(rng):
-    return F.Sequential(
-        F.Conv2D(1, 32, 3, padding=1, rng=rng), F.BatchNorm(32), F.ReLU(), F.MaxPool2D(2),
-        F.Conv2D(32, 64, 3, padding=1, rng=rng), F.BatchNorm(64), F.ReLU(), F.MaxPool2D(2),
-        F.Flatten(), F.Affine(64 * 7 * 7, 128, rng=rng), F.ReLU(), F.Dropout(0.5, rng=rng),
-        F.Affine(128, 10, rng=rng))
+    """The model of configs/mnist_cnn.yaml, as train.py builds it."""
+    return build_model(load(CONFIG), (1, 28, 28), rng)
+
+
+def with_input_shapes(model):
+    """(layer, the shape of one example going into it) for each layer of the model."""
+    shape = model.input_shape
+    for layer in model.layers:
+        yield layer, shape
+        shape = layer.output_shape(shape)
 
 
 class Framework(Timed):
@@ -96,20 +104,25 @@ class Framework(Timed):
             optimizer.step()
 
 
-def floor_products(batch):
-    """(A, B, out) for each matrix product of a step, as Framework's layers compute them."""
+def floor_products(batch, model):
+    """(A, B, out) for each matrix product of a step, as the model's layers compute them."""
     f32, rng = np.float32, np.random.default_rng(0)
     r = lambda *shape: rng.standard_normal(shape, dtype=f32)
     products = []
-    convs = [(batch * 28 * 28, 9, 32, False), (batch * 14 * 14, 288, 64, True)]
-    for rows, k, out, need_dx in convs:
-        X, Wm, dYT = r(rows, k), r(out, k), r(out, rows)
-        products += [(Wm, X.T, r(out, rows)), (dYT, X, r(out, k))]  # Y.T = Wm X.T; dW = dY.T X
-        if need_dx:
-            products.append((dYT.T, Wm, r(rows, k)))  # dX = dY Wm
-    for n_in, n_out in [(3136, 128), (128, 10)]:
-        x, W, dy = r(batch, n_in), r(n_in, n_out), r(batch, n_out)
-        products += [(x, W, r(batch, n_out)), (x.T, dy, r(n_in, n_out)), (dy, W.T, r(batch, n_in))]
+    for i, (layer, shape) in enumerate(with_input_shapes(model)):
+        if isinstance(layer, F.Conv2D):
+            out, oh, ow = layer.output_shape(shape)
+            rows, k = batch * oh * ow, layer.W.data[0].size
+            X, Wm, dYT = r(rows, k), r(out, k), r(out, rows)
+            products += [(Wm, X.T, r(out, rows)), (dYT, X, r(out, k))]  # Y.T = Wm X.T; dW = dY.T X
+            if i > 0:
+                products.append((dYT.T, Wm, r(rows, k)))  # dX = dY Wm
+        elif isinstance(layer, F.Affine):
+            n_in, n_out = layer.W.data.shape
+            x, W, dy = r(batch, n_in), r(n_in, n_out), r(batch, n_out)
+            products += [(x, W, r(batch, n_out)), (x.T, dy, r(n_in, n_out))]
+            if i > 0:
+                products.append((dy, W.T, r(batch, n_in)))
     return products
 
 
@@ -117,7 +130,7 @@ class Floor(Timed):
     """The step's matrix products alone, into arrays allocated once."""
 
     def __init__(self, batch):
-        self.products = floor_products(batch)
+        self.products = floor_products(batch, cnn(np.random.default_rng(0)))
 
     def run(self, steps):
         for _ in range(steps):
@@ -130,13 +143,8 @@ class Torch(Timed):
         import torch
         torch.manual_seed(seed)
         torch.set_num_threads(threads)
-        nn = torch.nn
         self.torch = torch
-        self.model = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(128, 10))
+        self.model = torch_twin(cnn(np.random.default_rng(seed)), torch.nn)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
         self.batch, self.first = batch, 0
@@ -153,6 +161,31 @@ class Torch(Timed):
             optimizer.zero_grad(set_to_none=True)
             cross_entropy(model(x), t).backward()
             optimizer.step()
+
+
+def torch_twin(model, nn):
+    """An nn.Sequential of PyTorch's layers matching the model's, with their settings."""
+    modules = []
+    for layer, shape in with_input_shapes(model):
+        if isinstance(layer, F.Conv2D):
+            modules.append(nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                     layer.stride, layer.padding))
+        elif isinstance(layer, F.BatchNorm):
+            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            modules.append(norm(layer.num_features, eps=layer.eps, momentum=layer.momentum))
+        elif isinstance(layer, F.MaxPool2D):
+            modules.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
+        elif isinstance(layer, F.Affine):
+            modules.append(nn.Linear(layer.in_features, layer.out_features))
+        elif isinstance(layer, F.Dropout):
+            modules.append(nn.Dropout(layer.p))
+        elif isinstance(layer, F.ReLU):
+            modules.append(nn.ReLU())
+        elif isinstance(layer, F.Flatten):
+            modules.append(nn.Flatten())
+        else:
+            raise ValueError(f"bench_cnn: no PyTorch twin for {type(layer).__name__} here")
+    return nn.Sequential(*modules)
 
 
 def torch_worker(args):
