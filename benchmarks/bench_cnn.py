@@ -139,10 +139,9 @@ class Floor(Timed):
 
 
 class Torch(Timed):
-    def __init__(self, x, t, batch, seed, threads):
+    def __init__(self, x, t, batch, seed):
         import torch
         torch.manual_seed(seed)
-        torch.set_num_threads(threads)
         self.torch = torch
         self.model = torch_twin(cnn(np.random.default_rng(seed)), torch.nn)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
@@ -191,7 +190,7 @@ def torch_twin(model, nn):
 def torch_worker(args):
     """The child's side of TorchProcess: a candidate's key is its batch size."""
     x, t = mnist(args.seed)
-    serve_torch(lambda batch: Torch(x, t, int(batch), args.seed, args.threads))
+    serve_torch(lambda batch: Torch(x, t, int(batch), args.seed), args.threads)
 
 
 # --- the table ------------------------------------------------------------------------------

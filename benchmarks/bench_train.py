@@ -159,11 +159,10 @@ class Floor(Step):
 
 
 class Torch(Step):
-    def __init__(self, opt, x, t, batch, seed, threads):
+    def __init__(self, opt, x, t, batch, seed):
         import torch
         import torch.nn.functional as F
         torch.manual_seed(seed)
-        torch.set_num_threads(threads)
         self.torch, self.F = torch, F
         layers = []
         for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
@@ -199,7 +198,7 @@ class Torch(Step):
 def torch_worker(args):
     """The child's side of TorchProcess: a candidate's key is its optimizer and batch size."""
     x, t = mnist(args.seed)
-    serve_torch(lambda opt, batch: Torch(opt, x, t, int(batch), args.seed, args.threads))
+    serve_torch(lambda opt, batch: Torch(opt, x, t, int(batch), args.seed), args.threads)
 
 
 # --- the table ------------------------------------------------------------------------------

@@ -252,10 +252,12 @@ def start_torch(script, args, threads):
     return process
 
 
-def serve_torch(make_bench):
+def serve_torch(make_bench, threads):
     """The child's loop, a reply a line: `version`, `rss` (peak MB), `calibrate KEY... warmup
-    block`, `time KEY... steps`; make_bench(*key) builds the candidate of a key, once."""
+    block`, `time KEY... steps`; make_bench(*key) builds the candidate of a key, once. Torch's
+    thread count is set first, so that `version` reports the one the timings use."""
     import torch
+    torch.set_num_threads(threads)
     benches = {}
 
     def bench(key):
