@@ -69,8 +69,7 @@ def lock(folder):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = lock_holder(handle)
             handle.close()
             raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this "
                               "run folder; wait until it ends (or stop it), then use --resume."
@@ -81,6 +80,31 @@ def lock(folder):
     handle.flush()
     remove_stale_temporaries(folder)  # ours now: anything half-written is a killed process's
     return handle
+
+
+def lock_holder(handle):
+    """The process id the lock file names, once it names a live process, else "unknown". The
+    holder writes its id just after taking the lock: until then the file is empty or names an
+    earlier run's process, so wait a moment for it."""
+    deadline = time.monotonic() + 2
+    while True:
+        handle.seek(0)
+        text = handle.read().strip()
+        if text.isdigit() and alive(int(text)):
+            return text
+        if time.monotonic() > deadline:
+            return "unknown"
+        time.sleep(0.01)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def new_run_folder(runs_dir, name):
