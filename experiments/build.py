@@ -12,7 +12,7 @@ import numpy as np
 import framework as F
 from datasets import DATASETS, default_root, load_mnist, split_validation
 
-from .config import layer_kind
+from .config import ConfigError, example_shape, layer_kind
 
 
 @dataclass
@@ -69,22 +69,38 @@ def synthetic(spec, rng):
     return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
 
 
+def make_layer(item, input_shape, rng):
+    """The layer of one config["model"] item, for examples of input_shape."""
+    cls = F.layers()[layer_kind(item)]
+    given = item[layer_kind(item)] if isinstance(item, dict) else {}
+    names = {short: arg for arg, short in cls.short_names.items()}
+    args = {names.get(key, key): value for key, value in given.items()}
+    args.update({arg: infer(input_shape) for arg, infer in cls.from_input.items()})
+    if "rng" in inspect.signature(cls).parameters:
+        args["rng"] = rng
+    return cls(**args)
+
+
 def build_model(config, input_shape, rng):
     """The Sequential model of config["model"]; each layer's input size comes from the shape
     (per example) that the layers before it produce, starting from input_shape."""
-    kinds, layers, shape = F.layers(), [], tuple(input_shape)
+    layers, shape = [], tuple(input_shape)
     for item in config["model"]:
-        cls = kinds[layer_kind(item)]
-        given = item[layer_kind(item)] if isinstance(item, dict) else {}
-        names = {short: arg for arg, short in cls.short_names.items()}
-        args = {names.get(key, key): value for key, value in given.items()}
-        args.update({arg: infer(shape) for arg, infer in cls.from_input.items()})
-        if "rng" in inspect.signature(cls).parameters:
-            args["rng"] = rng
-        layer = cls(**args)
-        shape = layer.output_shape(shape)
-        layers.append(layer)
+        layers.append(make_layer(item, shape, rng))
+        shape = layers[-1].output_shape(shape)
     return F.Sequential(layers, input_shape=input_shape)
+
+
+def check_model(config, source):
+    """Makes each layer once for the shape that reaches it, on a generator of its own, so that a
+    layer that does not fit (a kernel larger than the image it gets, say) is refused before any
+    folder or data: a ConfigError naming its key path."""
+    shape = example_shape(config["data"])
+    for i, item in enumerate(config["model"]):
+        try:
+            shape = make_layer(item, shape, np.random.default_rng(0)).output_shape(shape)
+        except ValueError as error:
+            raise ConfigError(f"{source}: model.{i}.{layer_kind(item)}: {error}.") from None
 
 
 def build_optimizer(config, params):

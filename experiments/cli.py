@@ -9,6 +9,7 @@ from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
+from .build import check_model
 from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, save_config
 from .memory import check_fits, config_bytes
@@ -212,9 +213,11 @@ def run(args, default_config, log, job):
         user.setdefault("data", {})["dir"] = args.data_dir
     config = expand_paths(resolve(user, source, origins))
     sweep = config["sweep"] is not None
-    # Every combination is checked, its memory estimate too, before any folder, data or model.
+    # Every combination is checked, its memory estimate and its layers' shapes too, before any
+    # folder, data or model.
     for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
         check_fits(config_bytes(each), f"sweep run {label}" if label else "this config")
+        check_model(each, f"{source}, sweep run {label}" if label else source)
     if args.resume and not sweep:
         from .resume import checked_state
         checked_state(folder, config)  # a changed config is refused before any data is loaded

@@ -325,6 +325,14 @@ def classes(data):
     return DATASETS[data["dataset"]].num_classes
 
 
+def example_shape(data):
+    """The shape of one example as the model gets it: (1, H, W) for the (grey) images of an
+    MNIST-like dataset, (features,) for synthetic points."""
+    if data["dataset"] == "synthetic":
+        return (data["synthetic"]["features"],)
+    return (1, *DATASETS[data["dataset"]].image_shape)
+
+
 def train_size(data):
     """Number of training examples before the validation split."""
     if data["dataset"] == "synthetic":

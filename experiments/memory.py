@@ -5,6 +5,7 @@ import os
 import framework as F
 from datasets import DATASETS
 
+from .config import example_shape
 from .yamlfile import ConfigError
 
 GB = 1024 ** 3
@@ -53,10 +54,7 @@ def config_bytes(config):
     is made: a layer with an `out` setting (affine) has in x out weights and out biases and makes
     the shape (out,); the other layers keep their input's shape."""
     data = config["data"]
-    if data["dataset"] == "synthetic":
-        shape = (data["synthetic"]["features"],)
-    else:
-        shape = tuple(DATASETS[data["dataset"]].image_shape)
+    shape = example_shape(data)
     parameters, activations = 0, math.prod(shape)
     for layer in config["model"]:
         out = next(iter(layer.values())).get("out") if isinstance(layer, dict) else None

@@ -31,6 +31,14 @@ def checked_images(layer, x, channels=None):
     return x
 
 
+def image_shape(layer, input_shape):
+    """(C, H, W): one example's shape when it is an image, else a ValueError naming the layer."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{layer.name or type(layer).__name__}: expects images (C, H, W), got "
+                         f"examples of shape {tuple(input_shape)}")
+    return input_shape
+
+
 def window_grid(layer, image, kernel, stride, padding=(0, 0)):
     """(H', W'): how many windows fit down and across an (H, W) image; ValueError if none does."""
     out = tuple(map(output_size, image, kernel, stride, padding))
@@ -125,7 +133,7 @@ class MaxPool2D(Layer):
         self.name = name
 
     def output_shape(self, input_shape):
-        c, h, w = input_shape
+        c, h, w = image_shape(self, input_shape)
         return (c, *window_grid(self, (h, w), self.kernel_size, self.stride))
 
     def forward(self, x, train=False):
@@ -190,7 +198,7 @@ class Conv2D(Layer):
         return [self.W, self.b]
 
     def output_shape(self, input_shape):
-        c, h, w = input_shape
+        c, h, w = image_shape(self, input_shape)
         if c != self.in_channels:
             raise ValueError(f"{self.name or 'Conv2D'}: expects {self.in_channels} input channels, "
                              f"got input of shape {tuple(input_shape)}")

@@ -149,6 +149,21 @@ def test_out_folder_holding_a_run_is_refused(tmp_path, capsys):
     assert "already holds a run" in " ".join(capsys.readouterr().err.split())
 
 
+@pytest.mark.parametrize("override, message", [
+    ("model.11.maxpool2d.kernel=8",
+     "model.11.maxpool2d: MaxPool2D: an input of 7x7 is smaller than the 8x8 kernel"),
+    ("model.8=flatten",
+     "model.11.maxpool2d: MaxPool2D: expects images (C, H, W), got examples of shape (3136,)"),
+])
+def test_a_layer_that_does_not_fit_its_input_is_refused_before_any_folder(tmp_path, capsys,
+                                                                          override, message):
+    out = tmp_path / "run"
+    config = str(REPO / "configs" / "mnist_cnn.yaml")
+    assert main([config, "--set", override, "--out", str(out), "--quiet"]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
+
+
 def test_overflow_stops_with_step_and_layer_and_keeps_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     # lr multiplied by 1e30 after epoch 1: epoch 1 trains, epoch 2 overflows.
