@@ -92,7 +92,8 @@ def output_identity(db, loss_fn):
 
 KEY = ("bias gradients: db = dY summed over the batch (and positions). Why: python train.py "
        "--explain-bias\n"
-       "  Σ, 1ᵀ: max|db - Σ_n dY_n|, max|db - 1ᵀ·dY| (float32, summed in another order: ~1e-8);\n"
+       "  Σ, 1ᵀ: max|db - Σ_n dY_n|, max|db - 1ᵀ·dY| (float32, another order: ~1e-8, "
+       "more if more terms);\n"
        "  numeric: relative error against float64 central differences")
 
 
