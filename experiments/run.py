@@ -168,6 +168,7 @@ def train(config, folder, log, resume=False):
                                              earlier_seconds + time.perf_counter() - started})
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
+    stop_after = F.StopAfter(training["max_steps"]) if training["max_steps"] else None
     callbacks = [
         *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
         F.LRSchedule(build_schedule(config, -(-len(data.train[0]) // batch_size))),
@@ -182,7 +183,7 @@ def train(config, folder, log, resume=False):
         checkpoint,  # epoch 0 (or the restored one) too: a NaN in epoch 1 still leaves a good state
         EpochLog(log),
         *([early] if early else []),
-        *([F.StopAfter(training["max_steps"])] if training["max_steps"] else []),
+        *([stop_after] if stop_after else []),
     ]
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.
@@ -199,6 +200,8 @@ def train(config, folder, log, resume=False):
                str(e))
         raise Diverged(str(e), folder, checkpoint.saved_epoch) from None
     status = "finished"
+    if stop_after and stop_after.stopped:
+        status = f"stopped at step {training['max_steps']} (training.max_steps)"
     if early is not None and early.stopped_early:
         status = "stopped early"
         log(f"early stopping: validation accuracy has not improved for {training['patience']} "

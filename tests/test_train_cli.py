@@ -98,6 +98,16 @@ def test_other_seed_other_metrics(tmp_path):
     assert metrics_without_time(tmp_path / "a") != metrics_without_time(tmp_path / "b")
 
 
+def test_a_run_cut_short_by_max_steps_says_so(tmp_path, capsys):
+    out = tmp_path / "run"  # tiny: 300 training examples, batches of 50, so 6 steps an epoch
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet",
+                 "--set", "training.max_steps=8"]) == 0
+    status = "stopped at step 8 (training.max_steps)"
+    assert json.loads((out / "summary.json").read_text())["status"] == status
+    assert status in capsys.readouterr().out
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2  # epochs 1 and 2
+
+
 def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
