@@ -91,16 +91,18 @@ def build_model(config, input_shape, rng):
     return F.Sequential(layers, input_shape=input_shape)
 
 
-def check_model(config, source):
-    """Makes each layer once for the shape that reaches it, on a generator of its own, so that a
-    layer that does not fit (a kernel larger than the image it gets, say) is refused before any
-    folder or data: a ConfigError naming its key path."""
-    shape = example_shape(config["data"])
+def checked_model(config, source):
+    """The model, made once on a generator of its own before any folder or data, so that a layer
+    that does not fit (a kernel larger than the image it gets, say) is refused: a ConfigError
+    naming its key path. Its shapes then give the exact memory estimate."""
+    layers, shape = [], example_shape(config["data"])
     for i, item in enumerate(config["model"]):
         try:
-            shape = make_layer(item, shape, np.random.default_rng(0)).output_shape(shape)
+            layers.append(make_layer(item, shape, np.random.default_rng(0)))
+            shape = layers[-1].output_shape(shape)
         except ValueError as error:
             raise ConfigError(f"{source}: model.{i}.{layer_kind(item)}: {error}.") from None
+    return F.Sequential(layers, input_shape=example_shape(config["data"]))
 
 
 def build_optimizer(config, params):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
-from .build import check_model
+from .build import checked_model
 from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, save_config
-from .memory import check_fits, config_bytes
+from .memory import check_fits, config_bytes, model_bytes
 from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
 
@@ -217,8 +217,11 @@ def run(args, default_config, log, job):
     # Every combination is checked, its memory estimate and its layers' shapes too, before any
     # folder, data or model.
     for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
-        check_fits(config_bytes(each), f"sweep run {label}" if label else "this config")
-        check_model(each, f"{source}, sweep run {label}" if label else source)
+        what = f"sweep run {label}" if label else "this config"
+        check_fits(config_bytes(each), what)  # first, as it bounds the weights made below
+        model = checked_model(each, f"{source}, sweep run {label}" if label else source)
+        check_fits(model_bytes(each, model), what)
+        del model
     if args.resume and not sweep:
         from .resume import checked_state
         checked_state(folder, config)  # a changed config is refused before any data is loaded

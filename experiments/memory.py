@@ -49,6 +49,13 @@ def training_bytes(model, input_shape, batch_size, optimizer_slots):
     return 4 * (parameters + 4 * batch_size * activations)
 
 
+def model_bytes(config, model):
+    """data_bytes + training_bytes for a config and the model made from it."""
+    slots = len(F.optimizers()[config["optimizer"]["name"]].slots) + 1
+    return data_bytes(config["data"]) + training_bytes(model, model.input_shape,
+                                                       config["data"]["batch_size"], slots)
+
+
 def config_bytes(config):
     """The estimate of data_bytes + training_bytes from a resolved config alone, before any array
     is made: a layer with an `out` setting (affine) has in x out weights and out biases and makes

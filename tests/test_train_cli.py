@@ -174,6 +174,19 @@ def test_a_layer_that_does_not_fit_its_input_is_refused_before_any_folder(tmp_pa
     assert not out.exists()
 
 
+def test_a_cnn_too_large_for_memory_is_refused_before_any_folder(tmp_path, capsys):
+    # 20,000 channels of 28x28 for 1000 images: hundreds of GB of activations. The first,
+    # rough estimate (every layer with an `out` counted as an affine one) sees under 2 GB;
+    # the model's own shapes give the real figure.
+    out = tmp_path / "run"
+    config = str(REPO / "configs" / "mnist_cnn.yaml")
+    assert main([config, "--set", "model.0.conv2d.out=20000", "--set", "data.batch_size=1000",
+                 "--out", str(out), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    needed = float(re.search(r"needs about ([0-9.]+) GB", err).group(1))
+    assert needed > 500 and not out.exists()
+
+
 def test_overflow_stops_with_step_and_layer_and_keeps_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     # lr multiplied by 1e30 after epoch 1: epoch 1 trains, epoch 2 overflows.
