@@ -48,6 +48,13 @@ class BatchNorm(Layer):
     def buffers(self):
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
+    def output_shape(self, input_shape):
+        if len(input_shape) not in (1, 3) or input_shape[0] != self.num_features:
+            c = self.num_features
+            raise ValueError(f"{self.name or 'BatchNorm'}: expects examples of shape ({c},) or "
+                             f"({c}, H, W), got {tuple(input_shape)}")
+        return input_shape
+
     def channel_shape(self, x):
         """(1, C) or (1, C, 1, 1): a per-channel array broadcast against x."""
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:

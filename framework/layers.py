@@ -207,6 +207,9 @@ class Affine(Layer):
         return [self.W, self.b]
 
     def output_shape(self, input_shape):
+        if math.prod(input_shape) != self.in_features:
+            raise ValueError(f"{self.name or 'Affine'}: expects {self.in_features} inputs per "
+                             f"example, got examples of shape {tuple(input_shape)}")
         return (self.out_features,)
 
     def forward(self, x, train=False):

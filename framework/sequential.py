@@ -28,6 +28,8 @@ class Sequential:
                 layer.name = f"{kind}{counts[kind]}"
             for p in layer.parameters():
                 p.name = f"{layer.name}.{p.name.rsplit('.', 1)[-1]}"
+        if self.input_shape is not None:
+            self.output_shapes(self.input_shape)  # a layer that does not fit is refused now
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
@@ -110,16 +112,27 @@ class Sequential:
                  "dtype": str(layer.parameters()[0].data.dtype) if layer.parameters() else None}
                 for layer in self.layers]
 
+    def output_shapes(self, input_shape):
+        """Each layer's output shape (per example) for examples of input_shape; a ValueError
+        naming the first layer that does not fit what reaches it."""
+        shapes, shape = [], tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
     def summary(self, input_shape=None, compact=False):
         """A table of layers, output shapes (per example) and parameter counts, as a string
         (compact: without the rules above and below the rows)."""
         input_shape = input_shape or self.input_shape
         if input_shape is None:
-            first = next((layer for layer in self.layers if hasattr(layer, "in_features")), None)
-            input_shape = (first.in_features,) if first is not None else ("?",)
-        rows, shape, total = [], tuple(input_shape), 0
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
+            if not hasattr(self.layers[0], "in_features"):
+                raise ValueError(f"summary: needs one example's shape, e.g. (1, 28, 28): give "
+                                 f"input_shape to Sequential or to summary (the first layer, "
+                                 f"{type(self.layers[0]).__name__}, does not say it)")
+            input_shape = (self.layers[0].in_features,)
+        rows, total = [], 0
+        for layer, shape in zip(self.layers, self.output_shapes(input_shape)):
             count = sum(p.data.size for p in layer.parameters())
             total += count
             rows.append((layer.name, type(layer).__name__, f"(N, {', '.join(map(str, shape))})",

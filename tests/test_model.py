@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import framework as F
 from framework import (
     SGD,
     Affine,
@@ -139,6 +140,27 @@ def test_summary_lists_shapes_and_parameter_counts():
     text = model.summary()
     assert "(N, 256)" in text and "200,960" in text and "2,570" in text
     assert text.splitlines()[-1] == "total parameters: 203,530"
+
+
+@pytest.mark.parametrize("layers, message", [
+    (lambda: [F.Conv2D(1, 4, 3), F.Flatten(), Affine(100, 10)],
+     r"affine1: expects 100 inputs per example, got examples of shape \(2704,\)"),
+    (lambda: [F.Conv2D(1, 4, 3), F.BatchNorm(5)],
+     r"batchnorm1: expects examples of shape \(5,\) or \(5, H, W\), got \(4, 26, 26\)"),
+    (lambda: [F.Flatten(), F.MaxPool2D(2)],
+     r"maxpool2d1: expects images \(C, H, W\), got examples of shape \(784,\)"),
+])
+def test_a_layer_that_does_not_fit_the_input_shape_is_refused_when_the_model_is_made(layers,
+                                                                                       message):
+    with pytest.raises(ValueError, match=message):
+        Sequential(*layers(), input_shape=(1, 28, 28))
+
+
+def test_summary_of_an_image_model_without_input_shape_asks_for_it():
+    model = Sequential(F.Conv2D(1, 4, 3), F.Flatten(), Affine(2704, 10))
+    with pytest.raises(ValueError, match="give input_shape"):
+        model.summary()
+    assert "(N, 4, 26, 26)" in model.summary(input_shape=(1, 28, 28))
 
 
 def test_eval_mode_turns_dropout_off():
