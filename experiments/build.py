@@ -69,40 +69,35 @@ def synthetic(spec, rng):
     return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
 
 
-def make_layer(item, input_shape, rng):
-    """The layer of one config["model"] item, for examples of input_shape."""
-    cls = F.layers()[layer_kind(item)]
-    given = item[layer_kind(item)] if isinstance(item, dict) else {}
-    names = {short: arg for arg, short in cls.short_names.items()}
-    args = {names.get(key, key): value for key, value in given.items()}
-    args.update({arg: infer(input_shape) for arg, infer in cls.from_input.items()})
-    if "rng" in inspect.signature(cls).parameters:
-        args["rng"] = rng
-    return cls(**args)
-
-
 def build_model(config, input_shape, rng):
     """The Sequential model of config["model"]; each layer's input size comes from the shape
-    (per example) that the layers before it produce, starting from input_shape."""
-    layers, shape = [], tuple(input_shape)
-    for item in config["model"]:
-        layers.append(make_layer(item, shape, rng))
-        shape = layers[-1].output_shape(shape)
+    (per example) that the layers before it produce, starting from input_shape. A layer that
+    does not fit what reaches it (a kernel larger than its image, say) is a ConfigError naming
+    its key path."""
+    kinds, layers, shape = F.layers(), [], tuple(input_shape)
+    for i, item in enumerate(config["model"]):
+        cls = kinds[layer_kind(item)]
+        given = item[layer_kind(item)] if isinstance(item, dict) else {}
+        names = {short: arg for arg, short in cls.short_names.items()}
+        args = {names.get(key, key): value for key, value in given.items()}
+        args.update({arg: infer(shape) for arg, infer in cls.from_input.items()})
+        if "rng" in inspect.signature(cls).parameters:
+            args["rng"] = rng
+        try:
+            layers.append(cls(**args))
+            shape = layers[-1].output_shape(shape)
+        except ValueError as error:
+            raise ConfigError(f"model.{i}.{layer_kind(item)}: {error}") from None
     return F.Sequential(layers, input_shape=input_shape)
 
 
 def checked_model(config, source):
-    """The model, made once on a generator of its own before any folder or data, so that a layer
-    that does not fit (a kernel larger than the image it gets, say) is refused: a ConfigError
-    naming its key path. Its shapes then give the exact memory estimate."""
-    layers, shape = [], example_shape(config["data"])
-    for i, item in enumerate(config["model"]):
-        try:
-            layers.append(make_layer(item, shape, np.random.default_rng(0)))
-            shape = layers[-1].output_shape(shape)
-        except ValueError as error:
-            raise ConfigError(f"{source}: model.{i}.{layer_kind(item)}: {error}.") from None
-    return F.Sequential(layers, input_shape=example_shape(config["data"]))
+    """The model, made once on a generator of its own before any folder or data: a layer that
+    does not fit is refused there, and its shapes give the exact memory estimate."""
+    try:
+        return build_model(config, example_shape(config["data"]), np.random.default_rng(0))
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}.") from None
 
 
 def build_optimizer(config, params):
