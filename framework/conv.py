@@ -45,8 +45,9 @@ def window_grid(layer, image, kernel, stride, padding=(0, 0)):
     if min(out) < 1:
         (h, w), (kh, kw), (ph, pw) = image, kernel, padding
         padded = f" (padded: {h + 2 * ph}x{w + 2 * pw})" if ph or pw else ""
+        too = {(True, True): "smaller", (True, False): "shorter", (False, True): "narrower"}
         raise ValueError(f"{layer.name or type(layer).__name__}: an input of {h}x{w}{padded} is "
-                         f"smaller than the {kh}x{kw} kernel")
+                         f"{too[out[0] < 1, out[1] < 1]} than the {kh}x{kw} kernel")
     return out
 
 

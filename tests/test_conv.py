@@ -195,11 +195,15 @@ def test_conv_error_names_the_layer_and_the_shapes():
         model.forward(np.zeros((8, 3, 28), np.float32))
 
 
-@pytest.mark.parametrize("layer", [F.Conv2D(1, 2, 5, padding=1), F.MaxPool2D(5)])
-def test_an_input_smaller_than_the_kernel_is_refused(layer):
-    with pytest.raises(ValueError, match="smaller than the 5x5 kernel"):
+@pytest.mark.parametrize("layer, message", [
+    (F.Conv2D(1, 2, 5, padding=1), r"2x4 \(padded: 4x6\) is shorter than the 5x5 kernel"),
+    (F.MaxPool2D(5), "2x4 is smaller than the 5x5 kernel"),
+    (F.MaxPool2D((2, 5)), "2x4 is narrower than the 2x5 kernel"),
+])
+def test_an_input_smaller_than_the_kernel_is_refused(layer, message):
+    with pytest.raises(ValueError, match=message):
         layer.forward(np.zeros((1, 1, 2, 4), np.float32))
-    with pytest.raises(ValueError, match="smaller than the 5x5 kernel"):
+    with pytest.raises(ValueError, match=message):
         layer.output_shape((1, 2, 4))
 
 
