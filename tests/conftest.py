@@ -1,5 +1,5 @@
-"""Shared fixtures for the datasets tests: the real MNIST files, a small made-up dataset and a
-misbehaving local web server.
+"""Shared fixtures: the real MNIST files, a small made-up dataset, a misbehaving local web
+server, and a Ctrl-C in the middle of a run.
 
 No test touches the network: everything is served from 127.0.0.1.
 """
@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from datasets import DATASETS, FileSpec, IDXDataset
 from datasets.mnist import user_cache_root
 from datasets.verify import sha256_of
+from experiments.run import BiasCSV
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</body></html>"
@@ -218,3 +220,23 @@ def mnist_dead_mirror() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/mnist/"
+
+
+@pytest.fixture
+def ctrl_c_in_epoch_3():
+    """A context manager: a run inside it stops as if Ctrl-C hit just after epoch 3's first bias
+    lines were written (KeyboardInterrupt from the bias CSV's writer)."""
+    @contextmanager
+    def interrupting():
+        logged_bias = BiasCSV.__call__
+
+        def ctrl_c(self, records):
+            logged_bias(self, records)
+            if records[0]["epoch"] == 3:
+                raise KeyboardInterrupt
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(BiasCSV, "__call__", ctrl_c)
+            yield
+
+    return interrupting

@@ -22,7 +22,6 @@ import framework as F
 import framework.files
 from experiments.build import synthetic
 from experiments.cli import main
-from experiments.run import BiasCSV
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD = 120  # seconds: a generous bound on any one subprocess, only against hangs
@@ -47,18 +46,6 @@ def done_run(tmp_path, capsys):
     assert main([tiny_config(tmp_path), "--out", str(folder), "--quiet"]) == 0
     capsys.readouterr()
     return folder
-
-
-def interrupt_in_epoch_3(monkeypatch):
-    """Ctrl-C just after epoch 3's first bias lines are written (as in test_train_cli)."""
-    logged_bias = BiasCSV.__call__
-
-    def ctrl_c(self, records):
-        logged_bias(self, records)
-        if records[0]["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c)
 
 
 def rewrite_checkpoint(path, drop=(), **replace):
@@ -120,13 +107,12 @@ def test_out_with_a_tilde_after_equals_goes_under_home(tmp_path):
 
 # ---- torn and damaged files on resume
 
-def test_torn_last_row_of_bias_csv_is_dropped_and_trained_again(tmp_path, monkeypatch):
+def test_torn_last_row_of_bias_csv_is_dropped_and_trained_again(tmp_path, ctrl_c_in_epoch_3):
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
-    interrupt_in_epoch_3(monkeypatch)
     run = tmp_path / "run"
-    assert main([config, "--out", str(run), "--quiet"]) == 130
-    monkeypatch.undo()
+    with ctrl_c_in_epoch_3():
+        assert main([config, "--out", str(run), "--quiet"]) == 130
     csv = run / "bias_grads.csv"
     text = csv.read_bytes()
     last_row = text.rstrip(b"\n").rsplit(b"\n", 1)[1]

@@ -13,7 +13,6 @@ import pytest
 
 import framework as F
 from experiments.cli import main
-from experiments.run import BiasCSV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,24 +107,15 @@ def test_a_run_cut_short_by_max_steps_says_so(tmp_path, capsys):
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2  # epochs 1 and 2
 
 
-def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, capsys, ctrl_c_in_epoch_3):
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
-
-    logged_bias = BiasCSV.__call__
-
-    def ctrl_c_in_epoch_3(self, records):  # as if Ctrl-C hit just after epoch 3's first bias lines
-        logged_bias(self, records)
-        if records[0]["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c_in_epoch_3)
     interrupted = tmp_path / "interrupted"
-    assert main([config, "--out", str(interrupted), "--quiet"]) == 130
+    with ctrl_c_in_epoch_3():
+        assert main([config, "--out", str(interrupted), "--quiet"]) == 130
     assert f"--resume {interrupted}" in " ".join(capsys.readouterr().err.split())
     assert F.load(interrupted / "checkpoint.npz")["epoch"] == 2
 
-    monkeypatch.undo()
     assert main(["--resume", str(interrupted), "--quiet"]) == 0
     assert len(metrics_without_time(interrupted)) == 4
     assert metrics_without_time(interrupted) == metrics_without_time(tmp_path / "straight")
@@ -307,23 +297,15 @@ logging: {progress: false, plots: false}
 
 
 def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch,
+                                                                     ctrl_c_in_epoch_3):
     monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
     config = tmp_path / "cnn.yaml"
     config.write_text(CNN, encoding="utf-8")
     common = [str(config), "--data-dir", str(tmp_path / "data"), "--quiet"]
     assert main([*common, "--out", str(tmp_path / "straight")]) == 0
-    logged_bias = BiasCSV.__call__
-
-    def ctrl_c_in_epoch_3(self, records):
-        logged_bias(self, records)
-        if records[0]["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(BiasCSV, "__call__", ctrl_c_in_epoch_3)
-    assert main([*common, "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.undo()
-    monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
+    with ctrl_c_in_epoch_3():
+        assert main([*common, "--out", str(tmp_path / "cut")]) == 130
     resume = ["--resume", str(tmp_path / "cut"), "--data-dir", str(tmp_path / "data"), "--quiet"]
     assert main(resume) == 0
     assert metrics_without_time(tmp_path / "cut") == metrics_without_time(tmp_path / "straight")
