@@ -168,10 +168,12 @@ def train(config, folder, log, resume=False):
                                              earlier_seconds + time.perf_counter() - started})
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
-    stop_after = F.StopAfter(training["max_steps"]) if training["max_steps"] else None
+    steps_per_epoch = -(-len(data.train[0]) // batch_size)
+    max_steps = training["max_steps"]
+    cut = max_steps is not None and max_steps < training["epochs"] * steps_per_epoch  # cut short
     callbacks = [
         *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
-        F.LRSchedule(build_schedule(config, -(-len(data.train[0]) // batch_size))),
+        F.LRSchedule(build_schedule(config, steps_per_epoch)),
         F.CheckFinite(),
         F.BiasLog(training["bias_every_epoch"], training["bias_every"],
                   log=BiasCSV(folder, log, config["logging"]["bias_lines"])),
@@ -183,7 +185,7 @@ def train(config, folder, log, resume=False):
         checkpoint,  # epoch 0 (or the restored one) too: a NaN in epoch 1 still leaves a good state
         EpochLog(log),
         *([early] if early else []),
-        *([stop_after] if stop_after else []),
+        *([F.StopAfter(max_steps)] if max_steps else []),
     ]
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.
@@ -200,8 +202,8 @@ def train(config, folder, log, resume=False):
                str(e))
         raise Diverged(str(e), folder, checkpoint.saved_epoch) from None
     status = "finished"
-    if stop_after and stop_after.stopped:
-        status = f"stopped at step {training['max_steps']} (training.max_steps)"
+    if cut:
+        status = f"stopped at step {max_steps} (training.max_steps)"
     if early is not None and early.stopped_early:
         status = "stopped early"
         log(f"early stopping: validation accuracy has not improved for {training['patience']} "

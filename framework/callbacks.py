@@ -69,17 +69,17 @@ class LRSchedule(Callback):
 
 class StopAfter(Callback):
     """Ends the run after `steps` optimizer steps in all (the book trains for iterations, not
-    epochs); `stopped` says whether it did."""
+    epochs)."""
 
     def __init__(self, steps):
-        self.steps, self.stopped = steps, False
+        self.steps = steps
 
     def on_fit_start(self, state):
-        state.stop = self.stopped = state.step >= self.steps
+        state.stop = state.step >= self.steps
 
     def on_step_end(self, state):
         if state.step >= self.steps:
-            state.stop = self.stopped = True
+            state.stop = True
 
 
 class RandomShift(Callback):

@@ -107,6 +107,13 @@ def test_a_run_cut_short_by_max_steps_says_so(tmp_path, capsys):
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2  # epochs 1 and 2
 
 
+def test_max_steps_that_the_planned_epochs_reach_anyway_is_a_finished_run(tmp_path):
+    out = tmp_path / "run"  # 3 epochs of 6 steps: 18 in all
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet",
+                 "--set", "training.max_steps=18"]) == 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+
+
 def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, capsys, ctrl_c_in_epoch_3):
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
