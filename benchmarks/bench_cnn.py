@@ -79,10 +79,7 @@ def cnn(rng):
 
 def with_input_shapes(model):
     """(layer, the shape of one example going into it) for each layer of the model."""
-    shape = model.input_shape
-    for layer in model.layers:
-        yield layer, shape
-        shape = layer.output_shape(shape)
+    return zip(model.layers, [model.input_shape, *model.output_shapes(model.input_shape)])
 
 
 class Framework(Timed):

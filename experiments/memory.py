@@ -42,10 +42,7 @@ def training_bytes(model, input_shape, batch_size, optimizer_slots):
     and a temporary; input_shape is one example's shape.
     """
     parameters = sum(p.data.size for p in model.parameters()) * (3 + optimizer_slots)
-    activations, shape = math.prod(input_shape), tuple(input_shape)
-    for layer in model.layers:
-        shape = layer.output_shape(shape)
-        activations += math.prod(shape)
+    activations = sum(map(math.prod, [input_shape, *model.output_shapes(input_shape)]))
     return 4 * (parameters + 4 * batch_size * activations)
 
 
