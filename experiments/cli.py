@@ -218,7 +218,7 @@ def run(args, default_config, log, job):
     # folder, data or model.
     for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
         what = f"sweep run {label}" if label else "this config"
-        check_fits(config_bytes(each), what)  # first, as it bounds the weights made below
+        check_fits(config_bytes(each), what)  # rough, from the config alone: before any weights
         model = checked_model(each, f"{source}, sweep run {label}" if label else source)
         check_fits(model_bytes(each, model), what)
         del model
