@@ -215,7 +215,7 @@ def run(args, default_config, log, job):
     config = expand_paths(resolve(user, source, origins))
     sweep = config["sweep"] is not None
     # Every combination is checked, its memory estimate and its layers' shapes too, before any
-    # folder, data or model.
+    # folder or data.
     for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
         what = f"sweep run {label}" if label else "this config"
         check_fits(config_bytes(each), what)  # rough, from the config alone: before any weights
