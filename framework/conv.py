@@ -94,7 +94,9 @@ def running_max_backward(dy, greater, x_shape, axis, kernel, stride):
     count = dy.shape[axis]
     at = [(slice(None),) * axis + (strided(k, stride, count),) for k in range(kernel)]
     overlapping = stride < kernel
-    covered = not overlapping and count * stride == x_shape[axis]  # each entry in one window
+    # Only windows side by side (stride == kernel) that reach the end leave no entry of x in no
+    # window; a larger stride skips entries between windows, and those must be 0, not memory.
+    covered = stride == kernel and count * stride == x_shape[axis]
     dx = (np.empty if covered else np.zeros)(x_shape, dy.dtype)
     rest = dy
     for k in range(kernel - 1, 0, -1):

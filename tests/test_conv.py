@@ -14,6 +14,9 @@ CONV_CASES = [  # kernel, stride, padding
     ((3, 2), (2, 1), (1, 0)),
     ((2, 3), (1, 2), (0, 2)),
     (1, 1, 0),
+    (1, 2, 0),                # stride above the kernel: entries of x in no window
+    ((2, 1), (3, 2), (1, 0)),  # the same with padding, down; across, the last column skipped
+    (2, 3, 2),                # padded on both axes, windows apart
 ]
 POOL_CASES = [  # kernel, stride
     (2, None),         # side by side
@@ -22,6 +25,21 @@ POOL_CASES = [  # kernel, stride
     ((1, 2), (2, 2)),  # one row a window, every other row skipped
     ((3, 1), (3, 1)),  # side by side, the last row of 7 in no window
 ]
+
+
+def axis_geometry(size, kernel, stride):
+    """The class of one axis: how stride compares with kernel, whether the last window ends at
+    the last entry, and whether count * stride == size (with stride > kernel, the case where
+    MaxPool2D once left the entries between windows uninitialised)."""
+    count = (size - kernel) // stride + 1
+    relation = "<" if stride < kernel else "=" if stride == kernel else ">"
+    return relation, (size - kernel) % stride == 0, count * stride == size
+
+
+# Every (kernel, stride) up to 3 and 4 on axes of 8 and 9: each axis class (stride below, at and
+# above the kernel, with and without exact coverage) occurs, down and across, in both orders.
+AXES = [(size, k, s) for k in (1, 2, 3) for s in (1, 2, 3, 4) for size in (8, 9)]
+POOL_GEOMETRIES = [(AXES[i], AXES[(7 * i + 3) % len(AXES)]) for i in range(len(AXES))]
 
 
 def conv(kernel, stride, padding, seed=0, dtype=np.float32):
@@ -151,6 +169,36 @@ def pool_by_windows(x, dy, kernel, stride):
     return y, dx
 
 
+def test_the_pool_geometries_cover_every_class_down_and_across():
+    wanted = {(relation, ends) for relation in "<=>" for ends in (False, True)}
+    for axis in (0, 1):
+        found = {axis_geometry(*geometry[axis]) for geometry in POOL_GEOMETRIES}
+        assert {(relation, ends) for relation, ends, _ in found} == wanted, axis
+        assert (">", False, True) in found, axis
+
+
+@pytest.mark.parametrize("down, across", POOL_GEOMETRIES)
+def test_maxpool_every_geometry_equals_a_window_by_window_argmax(down, across):
+    (h, kh, sh), (w, kw, sw) = down, across
+    rng = np.random.default_rng(h * 100 + w)
+    x = rng.integers(0, 3, (2, 3, h, w)).astype(np.float32)  # many ties
+    pool = F.MaxPool2D((kh, kw), (sh, sw))
+    y = pool.forward(x)
+    dy = rng.integers(1, 100, y.shape).astype(np.float32)  # integers: sums in any order agree
+    dx = pool.backward(dy)
+    y_expected, dx_expected = pool_by_windows(x, dy, pool.kernel_size, pool.stride)
+    np.testing.assert_array_equal(y, y_expected)
+    np.testing.assert_array_equal(dx, dx_expected)  # 0 wherever an entry is in no window
+
+
+@pytest.mark.parametrize("down, across", POOL_GEOMETRIES)
+def test_maxpool_every_geometry_matches_central_differences(down, across):
+    (h, kh, sh), (w, kw, sw) = down, across
+    x = np.random.default_rng(h * 100 + w).standard_normal((2, 3, h, w))  # no ties
+    errors = layer_gradcheck(F.MaxPool2D((kh, kw), (sh, sw)), x)
+    assert errors["x"] < 1e-7, errors
+
+
 @pytest.mark.parametrize("kernel, stride", POOL_CASES)
 def test_maxpool_equals_a_window_by_window_argmax_ties_included(kernel, stride):
     rng = np.random.default_rng(12)
@@ -249,6 +297,22 @@ def test_conv_matches_torch(kernel, stride, padding):
     yt.backward(torch.tensor(dy))
     for ours, theirs in [(y, yt), (dx, xt.grad), (layer.W.grad, Wt.grad), (layer.b.grad, bt.grad)]:
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("down, across", POOL_GEOMETRIES)
+def test_maxpool_every_geometry_matches_torch(down, across):
+    torch = pytest.importorskip("torch")
+    (h, kh, sh), (w, kw, sw) = down, across
+    x = np.random.default_rng(h * 100 + w).standard_normal((2, 3, h, w)).astype(np.float32)
+    pool = F.MaxPool2D((kh, kw), (sh, sw))
+    y = pool.forward(x)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    dx = pool.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, (kh, kw), (sh, sw))
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("kernel, stride", POOL_CASES)
