@@ -267,4 +267,6 @@ class Conv2D(Layer):
         for i in range(kh):
             for j in range(kw):
                 dxpad[:, strided(i, sh, oh), strided(j, sw, ow), :] += dX[i, j]
-        return np.ascontiguousarray(dxpad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2))
+        # A copy always (not ascontiguousarray, which returns dxpad itself when it is already in
+        # NCHW order, as with one channel and no padding): dxpad is reused by the next backward.
+        return dxpad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2).copy()
