@@ -192,7 +192,7 @@ def train(config, folder, log, resume=False):
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, epochs=training["epochs"],
-                  batch_size=batch_size, rng=rng if config["data"]["shuffle"] else None,
+                  batch_size=batch_size, rng=rng, shuffle=config["data"]["shuffle"],
                   val=data.val if every == 1 else None, callbacks=callbacks, start_epoch=start)
     except KeyboardInterrupt:
         checkpoint.ensure_saved()

@@ -33,16 +33,24 @@ class State:
         self.history, self.stop = [], False
 
 
-def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, callbacks=None,
-        start_epoch=0):
+def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuffle=True,
+        val=None, callbacks=None, start_epoch=0):
     """Trains for epochs start_epoch+1 .. epochs and returns their history as a DataFrame.
 
-    train, val: (x, t) pairs; val is evaluated after every epoch. rng: a numpy Generator that
-    draws a fresh permutation of the training set each epoch (None keeps the file order).
+    train, val: (x, t) pairs; val is evaluated after every epoch. rng: the numpy Generator that
+    draws a fresh permutation of the training set each epoch, required unless shuffle=False
+    (which keeps the data's order and draws nothing).
     callbacks: objects with any of the hooks of framework.Callback, called in the order given;
     None means framework.default_callbacks() (the non-finite check and a progress display).
     start_epoch: the epochs already done, when resuming (the generator restored with them).
     """
+    if shuffle and not isinstance(rng, np.random.Generator):
+        # No default generator: a fresh one per call would shuffle differently from the one the
+        # weights and dropout draw from, and a run would no longer repeat from one seed.
+        raise TypeError(f"fit: shuffling needs rng, the numpy Generator your weights came from "
+                        f"(rng = np.random.default_rng(seed); fit(..., rng=rng)), so that one "
+                        f"seed repeats the whole run; got rng={rng!r}. shuffle=False keeps the "
+                        f"data's order.")
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     x_train, t_train = train
     n = len(x_train)
@@ -53,7 +61,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng, val=None, 
     while state.epoch < epochs and not state.stop:
         state.epoch += 1
         started = time.perf_counter()
-        order = rng.permutation(n) if rng is not None else np.arange(n)
+        order = rng.permutation(n) if shuffle else np.arange(n)
         state.seen, state.total_loss, state.correct = 0, 0.0, 0
         for callback in callbacks:
             callback.on_epoch_start(state)

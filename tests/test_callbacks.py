@@ -57,7 +57,7 @@ def test_lr_schedule_sets_each_steps_rate_counted_from_zero():
     assert seen == [float(s) for s in range(7)]  # 200 examples in batches of 32: 7 steps
 
 
-def test_rng_none_keeps_the_file_order():
+def test_shuffle_false_keeps_the_file_order():
     order = []
 
     class Spy(F.Callback):
@@ -66,7 +66,8 @@ def test_rng_none_keeps_the_file_order():
 
     x, t = blobs()
     rng, model, loss_fn, optimizer = setup()
-    F.fit(model, loss_fn, optimizer, (x, t), epochs=1, batch_size=40, rng=None, callbacks=[Spy()])
+    F.fit(model, loss_fn, optimizer, (x, t), epochs=1, batch_size=40, shuffle=False,
+          callbacks=[Spy()])
     np.testing.assert_array_equal(np.concatenate(order), t)
 
 
@@ -76,7 +77,8 @@ def test_check_finite_blames_the_input_when_the_batch_holds_nan():
     with pytest.raises(F.NonFiniteError,
                        match=r"step 1 \(epoch 1\).*input batch holds NaN or inf "
                              r"\(in 1 of its 32 examples, the first at batch row 5\)"):
-        F.fit(*setup()[1:], (x, t), epochs=1, batch_size=32, rng=None, callbacks=[F.CheckFinite()])
+        F.fit(*setup()[1:], (x, t), epochs=1, batch_size=32, shuffle=False,
+              callbacks=[F.CheckFinite()])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf is the point
@@ -106,7 +108,7 @@ def test_fit_without_callbacks_runs_the_defaults(capsys):
     x[0, 0] = np.inf
     rng, model, loss_fn, optimizer = setup()
     with pytest.raises(F.NonFiniteError):
-        F.fit(model, loss_fn, optimizer, (x, t), epochs=1, batch_size=32, rng=None)
+        F.fit(model, loss_fn, optimizer, (x, t), epochs=1, batch_size=32, shuffle=False)
     assert [type(c).__name__ for c in F.default_callbacks()] == ["CheckFinite", "ProgressBar"]
 
 

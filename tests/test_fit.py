@@ -67,3 +67,15 @@ def test_bias_log_reports_the_first_batch_of_each_epoch():
 def test_a_diverging_run_stops_naming_the_step_and_the_layer():
     with pytest.raises(NonFiniteError, match=r"step \d+ \(epoch 1\).*affine2\.b"):
         run(lr=1e30, opt=SGD)
+
+
+@pytest.mark.parametrize("given", [{}, {"rng": None}, {"rng": 0}])
+def test_shuffling_without_a_generator_says_what_to_write(given):
+    rng = np.random.default_rng(0)
+    x, t = blobs(rng)
+    model = Sequential(Affine(8, 3, rng=rng))
+    with pytest.raises(TypeError, match=r"shuffling needs rng.*default_rng\(seed\).*"
+                                        r"shuffle=False keeps the data's order"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
+            batch_size=32, callbacks=[], **given)
+    assert not model.layers[0].W.grad.any()  # refused before the first step
