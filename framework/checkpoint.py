@@ -20,6 +20,12 @@ def save(path, model, optimizer=None, **extra):
     load_model(path) can rebuild it. The file appears only when complete: it is written
     beside its destination and renamed over it.
     """
+    if not hasattr(model, "architecture"):
+        swapped = hasattr(path, "architecture")
+        raise TypeError("save(path, model, optimizer=None): " + (
+            "the path comes first (torch.save's order is the other way round): write "
+            "F.save(path, model), or model.save(path)" if swapped else
+            f"model must be a Sequential, got {type(model).__name__}"))
     extra = {"architecture": model.architecture(), "input_shape": model.input_shape, **extra}
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:

@@ -40,6 +40,10 @@ class Sequential:
             x = layer.forward(x, train=train)
         return x
 
+    def __call__(self, x, train=False):
+        """model(x) is model.forward(x), as in PyTorch (eval mode unless train=True)."""
+        return self.forward(x, train=train)
+
     def backward(self, dy, need_dx=True):
         """Fills every Parameter's grad and returns dx (None when need_dx is False)."""
         for layer in reversed(self.layers[1:]):
@@ -102,6 +106,11 @@ class Sequential:
                                  f"{target.dtype} {target.shape} in model")
         for name, target in own.items():  # all checked first: a misfit changes nothing
             target[...] = state[name]
+
+    def save(self, path, optimizer=None, **extra):
+        """framework.save(path, self, optimizer, **extra): one .npz that load_model rebuilds."""
+        from .checkpoint import save  # checkpoint's load_model imports this module
+        save(path, self, optimizer, **extra)
 
     def architecture(self):
         """What rebuilds this model: [{"kind", "name", "arguments", "dtype"}] per layer

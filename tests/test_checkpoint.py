@@ -12,6 +12,7 @@ from framework import (
     Sequential,
     SoftmaxCrossEntropy,
     load,
+    load_model,
     save,
 )
 
@@ -106,3 +107,19 @@ def test_save_replaces_atomically_and_leaves_no_temporary_file(tmp_path, monkeyp
         save(path, model)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_model_save_is_save_with_the_model_in_place(tmp_path):
+    model, opt = model_and_optimizer(0)
+    model.save(tmp_path / "m.npz", opt, epoch=4)
+    state = load(tmp_path / "m.npz")
+    assert state["epoch"] == 4 and "optimizer" in state
+    x = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
+    np.testing.assert_array_equal(load_model(tmp_path / "m.npz").forward(x), model.forward(x))
+
+
+def test_save_in_torch_order_says_what_to_write(tmp_path):
+    model, _ = model_and_optimizer(0)
+    with pytest.raises(TypeError, match=r"the path comes first .* F\.save\(path, model\)"):
+        save(model, tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []

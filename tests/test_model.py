@@ -188,3 +188,10 @@ def test_state_dict_round_trip_and_mismatch():
         np.testing.assert_array_equal(p.data, q.data)
     with pytest.raises(KeyError, match="missing"):
         b.load_state_dict({"affine1.W": a.layers[0].W.data})
+
+
+def test_calling_the_model_is_forward_in_eval_mode():
+    model = mlp(np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 6))
+    np.testing.assert_array_equal(model(x), model.forward(x))
+    assert not np.array_equal(model(x, train=True), model(x))  # dropout, only when asked
