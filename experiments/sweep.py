@@ -16,7 +16,7 @@ import re
 import pandas as pd
 
 from .config import ConfigError, key_path, parse_yaml, resolve, set_path
-from .folder import save_config
+from .folder import lock, save_config
 from .plots import plot_comparison
 from .run import Diverged, Interrupted, train
 
@@ -118,19 +118,22 @@ def run_sweep(config, user, folder, log, source, resume=False):
             summary = done
             log(f"already done: {summary['status']}")
         else:
-            continuing = resume and (sub / "checkpoint.npz").exists()
             sub.mkdir(exist_ok=True)
-            save_config(run_config, sub, f"sweep run {label} of {source}")
-            log.open(sub / "log.txt")
-            try:
-                summary = train(run_config, sub, log, resume=continuing)
-            except Diverged as e:
-                log(f"diverged: {e}; the sweep goes on")
-                summary = read_summary(sub)
-            except Interrupted as e:
-                raise Interrupted(folder, e.epoch) from None
-            finally:
-                log.close()
+            # The run's own lock, as a single run holds it (the file closes with the block): a
+            # --resume or --out of this run while the sweep trains it is refused, naming us.
+            with lock(sub):
+                continuing = resume and (sub / "checkpoint.npz").exists()
+                save_config(run_config, sub, f"sweep run {label} of {source}")
+                log.open(sub / "log.txt")
+                try:
+                    summary = train(run_config, sub, log, resume=continuing)
+                except Diverged as e:
+                    log(f"diverged: {e}; the sweep goes on")
+                    summary = read_summary(sub)
+                except Interrupted as e:
+                    raise Interrupted(folder, e.epoch) from None
+                finally:
+                    log.close()
             # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
             # frames hold the finished run's data and model until a collection: collect before
             # the next run loads its own, or the runs' memory stacks up.

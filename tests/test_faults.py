@@ -90,6 +90,28 @@ def test_resume_of_a_folder_being_trained_names_the_holder(tmp_path, capsys):
         running.communicate(timeout=HANG_GUARD)
 
 
+def test_a_run_a_live_sweep_is_training_refuses_a_second_writer(tmp_path, capsys, monkeypatch):
+    sweep = tiny_config(tmp_path, "sweep: {grid: {training.seed: [1, 2]}}\n")
+    folder = tmp_path / "sweep"
+    run = folder / "training.seed=1"
+    running = train_py(sweep, "--out", str(folder), "--quiet", "--set", "training.epochs=100000",
+                       cwd=tmp_path)
+    # A second writer must be refused before it trains: one that trains fails here at once.
+    monkeypatch.setattr("experiments.cli.train", lambda *args, **kwargs: pytest.fail("trained"))
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while not (run / "checkpoint.npz").exists():  # the sweep trains its first run
+            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
+            time.sleep(0.05)
+        for argv in (["--resume", str(run)], [tiny_config(tmp_path), "--out", str(run)]):
+            assert main([*argv, "--quiet"]) == 2
+            err = err_of(capsys)
+            assert f"process {running.pid}" in err and "Traceback" not in err, argv
+    finally:
+        running.kill()
+        running.communicate(timeout=HANG_GUARD)
+
+
 # ---- paths
 
 def test_out_with_a_tilde_after_equals_goes_under_home(tmp_path):
