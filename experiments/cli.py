@@ -162,8 +162,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         return 2
     except OSError as e:  # a folder or file that cannot be made, read or written
         where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
-        if (e.errno == errno.ENOSPC and job.folder is not None
-                and (job.folder / "checkpoint.npz").exists()):
+        if e.errno == errno.ENOSPC and job.has_checkpoint():
             where += ("\nThe disk is full. The run's last complete checkpoint is intact; free "
                       f"some space, then continue with:\n    python train.py --resume {job.folder}")
         fail(where, log)
@@ -183,10 +182,15 @@ class Job:
     def take(self, folder, handle, created):
         self.folder, self.handle, self.created = folder, handle, created
 
+    def has_checkpoint(self):
+        """Whether the folder holds a checkpoint: its own, or, for a sweep, one of its runs'."""
+        return self.folder is not None and ((self.folder / "checkpoint.npz").exists()
+                                            or any(self.folder.glob("*/checkpoint.npz")))
+
     def discard_if_empty(self, log):
-        """A run this command started that failed before its first checkpoint leaves no folder."""
-        if (self.created and self.folder is not None
-                and not (self.folder / "checkpoint.npz").exists()):
+        """A run (or sweep) this command started that failed before its first checkpoint leaves
+        no folder."""
+        if self.created and self.folder is not None and not self.has_checkpoint():
             log.close_all()
             shutil.rmtree(self.folder, ignore_errors=True)
             print(f"(removed {self.folder}: the run never started)", file=sys.stderr)

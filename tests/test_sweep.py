@@ -1,10 +1,13 @@
 """Sweeps: one sub-folder per grid combination, per-value settings, a ranked comparison table."""
 
+import errno
+
 import pandas as pd
 import yaml
 
 from experiments.cli import main
 from experiments.config import load, user_config
+from experiments.run import train
 from experiments.sweep import combinations
 
 SWEEP = """\
@@ -92,3 +95,19 @@ def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):
     assert main(["--resume", str(out)]) == 0
     assert capsys.readouterr().out.count("already done") == 4
     assert (out / "comparison.csv").read_text() == before
+
+
+def test_a_sweep_that_fails_after_a_run_keeps_its_folder(tmp_path, monkeypatch, capsys):
+    runs = []
+
+    def second_run_fills_the_disk(config, folder, log, resume=False):
+        runs.append(folder)
+        if len(runs) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "metrics.csv"))
+        return train(config, folder, log, resume=resume)
+
+    monkeypatch.setattr("experiments.sweep.train", second_run_fills_the_disk)
+    out = tmp_path / "out"
+    assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 2
+    assert (runs[0] / "checkpoint.npz").exists()  # the finished run is kept, and can be resumed
+    assert f"--resume {out}" in " ".join(capsys.readouterr().err.split())
