@@ -133,13 +133,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         job.discard_if_empty(log)
         return 2
     except Interrupted as e:
-        if e.complete:
-            fail(f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
-                 f"{e.folder / 'checkpoint.npz'}); {e.unwritten} not written.", log)
-        else:
-            fail(f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
-                 f"{e.folder / 'checkpoint.npz'}. Continue with:\n"
-                 f"    python train.py --resume {e.folder}", log)
+        fail(interrupted(e), log)
         return 130
     except KeyboardInterrupt:
         fail("Interrupted before training started; nothing to resume.", log)
@@ -170,6 +164,30 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         return 2
     finally:
         job.close(log)
+
+
+def interrupted(e):
+    """What Ctrl-C leaves and how to continue: a run's checkpoint is in its own folder, which for
+    a sweep is one of the sweep folder's runs, while --resume takes the sweep's folder."""
+    checkpoint = e.folder / "checkpoint.npz"
+    resume = f"\n    python train.py --resume {e.resume}"
+    if e.complete and e.epoch is None:  # every run of a sweep done: only the comparison left
+        return (f"Interrupted after every run of the sweep was complete; {e.unwritten} not "
+                f"written. Write them with:{resume}")
+    if e.run is None and e.complete:
+        return (f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
+                f"{checkpoint}); {e.unwritten} not written.")
+    if e.run is None:
+        return (f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
+                f"{checkpoint}. Continue with:{resume}")
+    if e.complete:
+        what = f"sweep run {e.run} had finished training; {e.unwritten} not written"
+    elif e.epoch is None:
+        what = f"sweep run {e.run} had not completed an epoch"
+    else:
+        what = (f"epoch {e.epoch} is the last completed one of sweep run {e.run}, saved in "
+                f"{checkpoint}")
+    return f"Interrupted: {what}. Continue the sweep (its finished runs are kept) with:{resume}"
 
 
 class Job:

@@ -28,11 +28,14 @@ class Interrupted(Exception):
     """Ctrl-C stopped the run; `epoch` is the last completed epoch, checkpointed in `folder`.
 
     complete: training had finished and only `unwritten` (summary, plots) was left to write.
+    resume: the folder `--resume` continues (a sweep's, when `folder` is one of its runs);
+    run: which sweep run, as the message names it (None for a run of its own).
     """
 
-    def __init__(self, folder, epoch, complete=False, unwritten=""):
+    def __init__(self, folder, epoch, complete=False, unwritten="", resume=None, run=None):
         super().__init__(f"interrupted after epoch {epoch}")
         self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
+        self.resume, self.run = resume if resume is not None else folder, run
 
 
 class Diverged(Exception):

@@ -118,35 +118,51 @@ def run_sweep(config, user, folder, log, source, resume=False):
             summary = done
             log(f"already done: {summary['status']}")
         else:
-            sub.mkdir(exist_ok=True)
-            # The run's own lock, as a single run holds it (the file closes with the block): a
-            # --resume or --out of this run while the sweep trains it is refused, naming us.
-            with lock(sub):
-                continuing = resume and (sub / "checkpoint.npz").exists()
-                save_config(run_config, sub, f"sweep run {label} of {source}")
-                log.open(sub / "log.txt")
-                try:
-                    summary = train(run_config, sub, log, resume=continuing)
-                except Diverged as e:
-                    log(f"diverged: {e}; the sweep goes on")
-                    summary = read_summary(sub)
-                except Interrupted as e:
-                    raise Interrupted(folder, e.epoch) from None
-                finally:
-                    log.close()
-            # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
-            # frames hold the finished run's data and model until a collection: collect before
-            # the next run loads its own, or the runs' memory stacks up.
-            gc.collect()
+            which = f"{i}/{len(runs)} ({label})"
+            try:
+                summary = run_one(run_config, sub, log, f"sweep run {label} of {source}", resume)
+            except Interrupted as e:  # the checkpoint is the run's, --resume is the sweep's
+                raise Interrupted(sub, e.epoch, e.complete, e.unwritten, resume=folder,
+                                  run=which) from None
+            except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
+                raise Interrupted(sub, None, resume=folder, run=which) from None
         rows.append({"run": label, **differing[i - 1], **summary, "folder": sub.name})
-    table = rank(rows)
-    table.to_csv(folder / "comparison.csv", index=False)
-    labels = run_labels(table, differing_keys)
-    log("\n" + narrow(table, labels).to_string(index=False))
-    log(f"(every column in {folder / 'comparison.csv'})")
-    if config["logging"]["plots"]:
-        plot_comparison(folder, table, labels, log)
+    try:
+        table = rank(rows)
+        table.to_csv(folder / "comparison.csv", index=False)
+        labels = run_labels(table, differing_keys)
+        log("\n" + narrow(table, labels).to_string(index=False))
+        log(f"(every column in {folder / 'comparison.csv'})")
+        if config["logging"]["plots"]:
+            plot_comparison(folder, table, labels, log)
+    except KeyboardInterrupt:
+        raise Interrupted(folder, None, complete=True, unwritten="comparison.csv or comparison.png "
+                          "may be") from None
     return table
+
+
+def run_one(run_config, sub, log, note, resume):
+    """One run of a sweep in its sub-folder (continued from its checkpoint when resuming);
+    returns its summary (a diverged run's too)."""
+    sub.mkdir(exist_ok=True)
+    # The run's own lock, as a single run holds it (the file closes with the block): a
+    # --resume or --out of this run while the sweep trains it is refused, naming us.
+    with lock(sub):
+        continuing = resume and (sub / "checkpoint.npz").exists()
+        save_config(run_config, sub, note)
+        log.open(sub / "log.txt")
+        try:
+            summary = train(run_config, sub, log, resume=continuing)
+        except Diverged as e:
+            log(f"diverged: {e}; the sweep goes on")
+            summary = read_summary(sub)
+        finally:
+            log.close()
+    # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose frames
+    # hold the finished run's data and model until a collection: collect before the next run
+    # loads its own, or the runs' memory stacks up.
+    gc.collect()
+    return summary
 
 
 def flatten(config, prefix=""):

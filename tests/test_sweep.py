@@ -111,3 +111,38 @@ def test_a_sweep_that_fails_after_a_run_keeps_its_folder(tmp_path, monkeypatch, 
     assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 2
     assert (runs[0] / "checkpoint.npz").exists()  # the finished run is kept, and can be resumed
     assert f"--resume {out}" in " ".join(capsys.readouterr().err.split())
+
+
+def test_ctrl_c_in_a_sweep_names_the_runs_checkpoint_and_resumes_the_sweep(tmp_path, capsys,
+                                                                             ctrl_c_in_epoch_3):
+    out = tmp_path / "out"
+    with ctrl_c_in_epoch_3():
+        assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet",
+                     "--set", "training.epochs=3"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    run = out / "optimizer.name=sgd,training.seed=0"
+    assert "epoch 2 is the last completed one of sweep run 1/4" in err
+    assert f"saved in {run / 'checkpoint.npz'}" in err and (run / "checkpoint.npz").exists()
+    assert err.endswith(f"python train.py --resume {out}")
+    assert main(["--resume", str(out), "--quiet"]) == 0
+
+
+def test_ctrl_c_before_a_sweep_runs_first_epoch_keeps_the_finished_runs(tmp_path, capsys,
+                                                                         monkeypatch):
+    import experiments.sweep
+    real, calls = experiments.sweep.train, []
+
+    def ctrl_c_loading_run_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if in run 2's data loading
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiments.sweep, "train", ctrl_c_loading_run_2)
+    out = tmp_path / "out"
+    assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert "sweep run 2/4 (optimizer.name=sgd,training.seed=1) had not completed an epoch" in err
+    assert err.endswith(f"python train.py --resume {out}")
+    assert (out / "optimizer.name=sgd,training.seed=0" / "summary.json").exists()
+
