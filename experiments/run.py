@@ -108,10 +108,8 @@ class MetricsCSV(F.Callback):
 
 
 class EpochLog(F.Callback):
-    """Logs one line per epoch (after the first, a note on why train and val differ)."""
-
-    NOTE = ("      (train: running means over the epoch, dropout on; "
-            "val and test: the model at its end)")
+    """Logs one line per epoch (after the first, a note on why train and val differ: what the
+    model does differently while training is named only when the model has it)."""
 
     def __init__(self, log):
         self.log, self.noted = log, False
@@ -119,8 +117,17 @@ class EpochLog(F.Callback):
     def on_epoch_end(self, state):
         self.log(epoch_line(state.record, state.epochs))
         if not self.noted:
-            self.log(self.NOTE)
+            self.log(self.note(state.model))
             self.noted = True
+
+    @staticmethod
+    def note(model):
+        training = ["running means over the epoch"]
+        if any(isinstance(layer, F.Dropout) and layer.p > 0 for layer in model.layers):
+            training.append("dropout on")
+        if any(isinstance(layer, F.BatchNorm) for layer in model.layers):
+            training.append("batchnorm on batch statistics")
+        return f"      (train: {', '.join(training)}; val and test: the model at its end)"
 
 
 def blas_line():

@@ -230,6 +230,20 @@ def test_bias_lines_after_the_first_step_are_one_line_a_step(tmp_path, capsys):
     assert "largest |db|" in later[0]
 
 
+@pytest.mark.parametrize("model, training", [
+    ("[{affine: {out: 16}}, relu, {affine: {out: 3}}]", "running means over the epoch;"),
+    ("[{affine: {out: 16}}, relu, {dropout: {p: 0.1}}, {affine: {out: 3}}]",
+     "running means over the epoch, dropout on;"),
+    ("[{affine: {out: 16}}, batchnorm, relu, {dropout: {p: 0}}, {affine: {out: 3}}]",
+     "running means over the epoch, batchnorm on batch statistics;"),
+])
+def test_the_epoch_caption_names_only_what_the_model_has(tmp_path, capsys, model, training):
+    main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--set", "training.epochs=1",
+          "--set", f"model={model}"])
+    caption = next(line for line in capsys.readouterr().out.splitlines() if "(train: " in line)
+    assert caption == f"      (train: {training} val and test: the model at its end)"
+
+
 def test_early_stopping_on_validation(tmp_path):
     out = tmp_path / "run"
     # An lr of 1e-12 leaves validation accuracy where it is: stop after 1 + patience epochs.
