@@ -98,6 +98,14 @@ class LayerList(Check):
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
         kinds, layers = F.layers(), []
         for i, item in enumerate(value):
+            if isinstance(item, dict) and len(item) > 1:
+                # `--set model.0.dense.out=256` on an affine layer adds a second name to it
+                unknown = next((kind for kind in item if kind not in kinds), None)
+                if unknown is not None:
+                    raise Invalid(unknown_layer(unknown, kinds), (i,))
+                raise Invalid(f"one layer per list item, got {' and '.join(map(str, item))}; a "
+                              "key path names the layer at that position (model.N.KIND.SETTING)",
+                              (i,))
             if isinstance(item, str):
                 kind, user = item, {}
             elif isinstance(item, dict) and len(item) == 1:
@@ -106,14 +114,22 @@ class LayerList(Check):
                 raise Invalid("a layer is a name (`relu`) or one name with settings "
                               f"(`affine: {{out: 10}}`), got {describe(item)}", (i,))
             if not isinstance(kind, str) or kind not in kinds:
-                raise Invalid(f"unknown layer '{kind}'{close_match(kind, kinds)}; layers: "
-                              f"{', '.join(kinds)}", (i,))
+                raise Invalid(unknown_layer(kind, kinds), (i,))
             resolved = resolve_section(user, layer_settings(kinds[kind]), (i, kind))
             layers.append({kind: resolved} if resolved else kind)
         if layer_kind(layers[-1]) == "softmax":
             raise Invalid("leave out the last softmax: the loss applies softmax itself",
                           (len(layers) - 1,))
         return layers
+
+
+def unknown_layer(kind, kinds):
+    """"unknown layer 'dense' (did you mean 'affine'? ...); layers: ..." for a name not in
+    `kinds`, pointing from another framework's name for a layer (Layer.other_names) to ours."""
+    ours = next((name for name, cls in kinds.items() if kind in cls.other_names), None)
+    hint = (f" (did you mean '{ours}'? '{kind}' is its name elsewhere)" if ours
+            else close_match(kind, kinds))
+    return f"unknown layer '{kind}'{hint}; layers: {', '.join(kinds)}"
 
 
 class OptimizerSection(Check):

@@ -23,12 +23,15 @@ class Layer:
       from_input   {constructor argument: function of the per-example input shape}: what a
                    config leaves out because the data decides it (Affine's in_features)
       short_names  {constructor argument: its name in configs} (Affine's out_features is `out`)
+      other_names  what other frameworks call it (Keras's Dense is Affine): a config that
+                   writes one of these is told this layer's name
     """
 
     name = None
     bias = None
     from_input = {}
     short_names = {}
+    other_names = ()
     arguments = {}  # the checked constructor arguments (set by @checked): how to make it again
 
     def parameters(self):
@@ -187,6 +190,7 @@ class Affine(Layer):
     bias = "b"
     from_input = {"in_features": math.prod}
     short_names = {"out_features": "out"}
+    other_names = ("dense", "linear")  # Keras's Dense, PyTorch's Linear
     x = None
 
     @checked

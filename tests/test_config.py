@@ -77,6 +77,34 @@ def test_misspelt_layer_suggests(tmp_path, capsys):
     assert "model.1: unknown layer 'rleu' (did you mean 'relu'?)" in err
 
 
+@pytest.mark.parametrize("override, unknown", [
+    ("model.0.dense.out=256", "unknown layer 'dense' (did you mean 'affine'? 'dense' is its name "
+                              "elsewhere); layers: relu, "),
+    ("model.0.afine.out=256", "unknown layer 'afine' (did you mean 'affine'?); layers: relu, "),
+])
+def test_set_on_a_layer_it_does_not_name_names_the_unknown_layer_as_yaml_does(
+        tmp_path, capsys, override, unknown):
+    assert main(["--set", override, "--out", str(tmp_path / "run")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"--set {override}: model.0: {unknown}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_same_unknown_layer_in_yaml_gets_the_same_words(tmp_path, capsys):
+    code, err, _ = run_cli(tmp_path, capsys, "model: [{dense: {out: 32}}, relu, "
+                                             "{affine: {out: 10}}]\n")
+    assert code == 2
+    assert "model.0: unknown layer 'dense' (did you mean 'affine'? 'dense' is its name elsewhere)" \
+        in err
+
+
+def test_set_on_a_layer_of_another_known_kind_says_one_layer_per_item(tmp_path, capsys):
+    assert main(["--set", "model.0.conv2d.out=8", "--out", str(tmp_path / "run")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--set model.0.conv2d.out=8: model.0: one layer per list item, got affine and conv2d" \
+        in err
+
+
 def test_output_layer_must_match_classes(tmp_path, capsys):
     code, err, _ = run_cli(tmp_path, capsys,
                            "model: [{affine: {out: 32}}, relu, {affine: {out: 7}}]\n")
