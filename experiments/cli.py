@@ -230,7 +230,8 @@ def run(args, default_config, log, job):
         job.take(folder, lock(folder), created=False)
         source = str(folder / "config.yaml")
     else:
-        source = str(Path(args.config).expanduser() if args.config else default_config)
+        source = str(find_config(args.config, default_config.parent) if args.config
+                     else default_config)
     user, origins = user_config(source, args.overrides)
     if args.data_dir:
         user.setdefault("data", {})["dir"] = args.data_dir
@@ -276,6 +277,28 @@ def run(args, default_config, log, job):
     else:
         result = train(config, folder, log, resume=args.resume is not None)
     return report(result, folder, log)
+
+
+def find_config(typed, shipped):
+    """The config file `typed` names: a path from the current folder, else, for a bare name or
+    configs/NAME, the config of that name shipped in `shipped` (configs/ beside train.py), so
+    `python /elsewhere/train.py configs/quick.yaml` finds it from any folder."""
+    path = Path(typed).expanduser()
+    places = [path]
+    if not path.is_absolute() and path.parent in (Path("."), Path("configs")):
+        places.append(shipped / path.name)
+    for place in places:
+        if place.exists():
+            return place
+    looked = " and ".join(str(place.absolute()) for place in places)
+    names = sorted(p.name for p in shipped.glob("*.yaml"))
+    hint = next((f" (did you mean {place}.yaml?)" for place in places
+                 if Path(f"{place}.yaml").is_file()), None)
+    if hint is None and len(places) > 1:
+        from framework.checks import close_match  # only on the error path
+        hint = close_match(path.name, names)
+    raise ConfigError(f"{typed}: no such config file; looked for {looked}{hint or ''}. The "
+                      f"shipped configs: {', '.join(names)}.")
 
 
 def report(result, folder, log):

@@ -179,3 +179,22 @@ def test_a_layer_setting_out_of_its_class_range_is_refused_by_the_config(tmp_pat
                                              "{affine: {out: 10}}]\n")
     assert code == 2
     assert "model.1.leakyrelu.negative_slope: out of range: 2 is not ≥ 0 and ≤ 1" in err
+
+
+def test_a_shipped_config_is_found_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the one beside train.py is meant
+    out = tmp_path / "run"
+    assert main(["configs/quick.yaml", "--out", str(out), "--quiet", "--set", "training.epochs=1",
+                 "--set", "data={dataset: synthetic, validation: 100, batch_size: 50,"
+                 " synthetic: {classes: 10}}"],
+                default_config=CONFIGS / "mnist_mlp.yaml") == 0
+    assert f"config: {CONFIGS / 'quick.yaml'}" in (out / "log.txt").read_text()
+
+
+def test_a_missing_config_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["configs/quik.yaml"], default_config=CONFIGS / "mnist_mlp.yaml") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"configs/quik.yaml: no such config file; looked for "
+                          f"{tmp_path / 'configs' / 'quik.yaml'} and {CONFIGS / 'quik.yaml'} "
+                          "(did you mean 'quick.yaml'?). The shipped configs: ")
