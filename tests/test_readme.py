@@ -50,3 +50,12 @@ def test_every_config_the_readme_names_exists(config):
     path = README.parent / "configs" / f"{config}.yaml"
     assert path.exists() and (f"configs/{config}.yaml" in text or config == "compare_optimizers"
                               and "compare_optimizers.yaml" in text)
+
+
+def test_every_set_the_readme_shows_is_a_valid_override():
+    from experiments.config import load
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    overrides = [o for o in re.findall(r"--set (\S+=[^\s`]+)", text) if o != "key.path=value"]
+    assert "training.max_steps=50" in overrides  # how to try out a slow config
+    for override in overrides:
+        load(None, [override])  # the defaults: the model of configs/mnist_mlp.yaml
