@@ -11,7 +11,7 @@ from datasets import DownloadError, IDXError
 
 from .build import checked_model
 from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
-from .folder import Log, claim_folder, lock, new_run_folder, save_config
+from .folder import Log, claim_folder, lock, new_run_folder, save_config, stdout_closed
 from .memory import check_fits, config_bytes, model_bytes
 from .run import Diverged, Interrupted, blas_line, train
 from .sweep import combinations, run_sweep
@@ -98,10 +98,16 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed why
         return e.code
+    except BrokenPipeError:  # --help | head: the reader has all it wanted
+        stdout_closed()
+        return 0
     if args.explain_bias:
         from .explain import explain_bias, explain_conv_bias
-        explain_bias()
-        explain_conv_bias()
+        try:
+            explain_bias()
+            explain_conv_bias()
+        except BrokenPipeError:
+            stdout_closed()
         return 0
     given = [flag for flag, value in (("CONFIG", args.config), ("--resume", args.resume),
                                       ("--eval", args.eval)) if value]

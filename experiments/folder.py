@@ -34,11 +34,16 @@ class Log:
 
     def __init__(self, quiet=False, verbose=False):
         self.quiet, self.verbose, self.files = quiet, verbose, []
+        self.screen = True  # False once stdout's reader has gone (`| head`)
 
     def __call__(self, message="", always=False, screen=True):
-        if screen and (always or not self.quiet):
-            tqdm.write(message, file=sys.stdout)
-            sys.stdout.flush()
+        if screen and self.screen and (always or not self.quiet):
+            try:
+                tqdm.write(message, file=sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # the run goes on, into its log files
+                self.screen = False
+                stdout_closed()
         for f in self.files:
             f.write(message + "\n")
             f.flush()
@@ -58,6 +63,19 @@ class Log:
     def close_all(self):
         while self.files:
             self.close()
+
+
+def stdout_closed():
+    """stdout's reader has gone (`python train.py | head -3`): what is still printed goes to
+    os.devnull, and so does Python's flush of stdout at exit, which would report the broken
+    pipe and exit 120."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # sys.stdout is not a file (a test's capture): nothing to do
+        pass
+    finally:
+        os.close(devnull)
 
 
 def lock(folder):

@@ -343,6 +343,28 @@ def test_ctrl_c_while_the_summary_is_written_says_training_is_complete(tmp_path,
     assert F.load(out / "checkpoint.npz")["epoch"] == 3
 
 
+def test_output_piped_into_head_ends_quietly_and_the_run_completes(tmp_path):
+    out = tmp_path / "run"  # `python train.py CONFIG | head -3`: the reader goes after 3 lines
+    running = train_py(tiny_config(tmp_path), "--out", str(out), cwd=tmp_path)
+    lines = [running.stdout.readline() for _ in range(3)]
+    running.stdout.close()
+    assert running.wait(HANG_GUARD) == 0, running.stderr.read()
+    err = running.stderr.read()
+    running.stderr.close()
+    assert lines[0] == f"run: {out}\n" and err == ""
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    assert "evaluate it: python train.py --eval" in (out / "log.txt").read_text()
+
+
+def test_explain_bias_piped_into_head_ends_quietly(tmp_path):
+    running = train_py("--explain-bias", cwd=tmp_path)
+    running.stdout.readline()
+    running.stdout.close()
+    assert running.wait(HANG_GUARD) == 0
+    assert running.stderr.read() == ""
+    running.stderr.close()
+
+
 # ---- modes, failed starts, foreign folders
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
