@@ -6,6 +6,10 @@ memory peaks of one run cannot flatter the next. Peak memory is the process's
 includes the interpreter and numpy); the "import only" row shows that baseline.
 
     python benchmarks/bench_data.py [--mirror DIR] [--runs 5] [--json FILE]
+
+The four MNIST .gz files are copied from --mirror, else from where load_mnist finds them
+($MNIST_DIR, the folders among $MNIST_MIRRORS, ~/.cache/npdl/mnist), else from
+../shared/data/mnist beside this repository (this project's own machines).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+from datasets import DATASETS
+from datasets.mnist import holds, local_folders
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 # Runs in the child. argv[1]: data folder, or "" to only import; argv[2]: mirror folder.
 CHILD = """
@@ -46,17 +53,29 @@ def measure(root: str, mirror: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def places() -> list[Path]:
+    """Where the MNIST files are looked for without --mirror: where load_mnist finds them, then
+    ../shared/data/mnist."""
+    return list(dict.fromkeys([*local_folders(DATASETS["mnist"]), SHARED]))
+
+
 def main() -> None:
     """Parse arguments, run the measurements, print a table and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR,
-                        help="local folder with the four MNIST .gz files "
-                             "(default: ../shared/data/mnist)")
+    parser.add_argument("--mirror", type=Path,
+                        help="local folder with the four MNIST .gz files (default: the first of "
+                             "$MNIST_DIR, $MNIST_MIRRORS's folders, ~/.cache/npdl/mnist, "
+                             "../shared/data/mnist that holds them)")
     parser.add_argument("--runs", type=int, default=5, help="warm runs; the median is reported")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    if not (args.mirror / "train-images-idx3-ubyte.gz").is_file():
-        parser.error(f"no MNIST files in {args.mirror}; pass --mirror DIR")
+    looked = [args.mirror] if args.mirror else places()
+    args.mirror = next((place for place in looked if holds(place, DATASETS["mnist"])), None)
+    if args.mirror is None:
+        parser.error(f"no MNIST files (all four .gz at their published sizes) in "
+                     f"{', '.join(map(str, looked))}; run `python train.py` once to download "
+                     "them, or pass --mirror DIR")
+    print(f"MNIST files from {args.mirror}")
 
     with tempfile.TemporaryDirectory(prefix="bench_mnist_") as root:
         baseline = measure("", args.mirror)

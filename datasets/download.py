@@ -120,8 +120,8 @@ def _fetch_from(mirror: str, spec: FileSpec, dest: Path, policy: RetryPolicy,
         scheme = urlparse(mirror).scheme.lower()
         if scheme in ("http", "https"):
             _download(f"{mirror.rstrip('/')}/{spec.name}", out, spec, policy, report)
-        elif scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
-            _copy(_local_folder(mirror) / spec.name, out, spec, report)
+        elif (source := local_folder(mirror)) is not None:
+            _copy(source / spec.name, out, spec, report)
         else:
             raise _MirrorFailed(f"unsupported URL scheme {scheme!r}")
         size = out.seek(0, os.SEEK_END)
@@ -135,10 +135,15 @@ def _fetch_from(mirror: str, spec: FileSpec, dest: Path, policy: RetryPolicy,
     verify.remember(dest, digest)
 
 
-def _local_folder(mirror: str) -> Path:
-    if mirror.lower().startswith("file:"):
+def local_folder(mirror: str) -> Path | None:
+    """The folder a mirror names on this machine (a path or a file:// URL), None for any other
+    URL."""
+    scheme = urlparse(mirror).scheme.lower()
+    if scheme == "file":
         return Path(url2pathname(urlparse(mirror).path))
-    return Path(mirror).expanduser()
+    if scheme == "" or len(scheme) == 1:  # len 1: a Windows drive letter
+        return Path(mirror).expanduser()
+    return None
 
 
 def _copy(src: Path, out, spec: FileSpec, report: Progress) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets import cache
-from datasets.download import RetryPolicy, fetch
+from datasets.download import RetryPolicy, fetch, local_folder
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
@@ -111,6 +111,25 @@ def resolve_mirrors(dataset: IDXDataset, mirrors: str | Sequence[str] | None = N
     if isinstance(mirrors, str):
         mirrors = mirrors.split(",")
     return [m.strip() for m in mirrors if m and m.strip()]
+
+
+def local_folders(dataset: IDXDataset) -> list[Path]:
+    """The folders on this machine where load_mnist finds a dataset's files, in its order: the
+    data folder (``default_root``), the folders among the mirrors (``resolve_mirrors``), and
+    the user's cache folder."""
+    folders = [default_root(dataset)]
+    folders += [folder for mirror in resolve_mirrors(dataset)
+                if (folder := local_folder(mirror)) is not None]
+    return list(dict.fromkeys([*folders, user_cache_root(dataset)]))
+
+
+def holds(folder: Path, dataset: IDXDataset) -> bool:
+    """Whether ``folder`` holds all of a dataset's .gz files at their published sizes."""
+    try:
+        return all((Path(folder) / spec.name).stat().st_size == spec.size
+                   for spec in dataset.files.values())
+    except OSError:
+        return False
 
 
 def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatten: bool = True,

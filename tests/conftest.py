@@ -7,7 +7,6 @@ No test touches the network: everything is served from 127.0.0.1.
 from __future__ import annotations
 
 import gzip
-import os
 import socket
 import struct
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from datasets import DATASETS, FileSpec, IDXDataset
-from datasets.mnist import user_cache_root
+from datasets.mnist import holds, local_folders
 from datasets.verify import sha256_of
 from experiments.run import BiasCSV
 
@@ -30,23 +29,10 @@ HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Sorry</h1>This file has moved.</bod
 
 
 def mnist_places() -> list[Path]:
-    """Where a user keeps the MNIST .gz files: $MNIST_DIR, the folders among $MNIST_MIRRORS,
-    the user's cache folder, and ../shared/data/mnist beside this repository (this project's
-    own machines)."""
-    mnist = DATASETS["mnist"]
-    places = [Path(os.environ["MNIST_DIR"]).expanduser()] if os.environ.get("MNIST_DIR") else []
-    places += [Path(m.strip()).expanduser() for m in os.environ.get("MNIST_MIRRORS", "").split(",")
-               if m.strip() and "://" not in m]
-    return list(dict.fromkeys([*places, user_cache_root(mnist), SHARED_MNIST]))
-
-
-def holds_mnist(folder: Path) -> bool:
-    """Whether ``folder`` holds the four MNIST .gz files at their published sizes."""
-    try:
-        return all((folder / spec.name).stat().st_size == spec.size
-                   for spec in DATASETS["mnist"].files.values())
-    except OSError:
-        return False
+    """Where a user keeps the MNIST .gz files: where load_mnist looks ($MNIST_DIR, the folders
+    among $MNIST_MIRRORS, the user's cache folder), and ../shared/data/mnist beside this
+    repository (this project's own machines)."""
+    return list(dict.fromkeys([*local_folders(DATASETS["mnist"]), SHARED_MNIST]))
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +43,7 @@ def mnist_files() -> Path:
     """
     places = mnist_places()
     for place in places:
-        if holds_mnist(place):
+        if holds(place, DATASETS["mnist"]):
             return place
     looked_in = ", ".join(str(place) for place in places)
     pytest.skip(f"real MNIST files needed (run `python train.py` once, or set MNIST_DIR or "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +14,14 @@ import pytest
 from datasets import DATASETS, DownloadError, IDXError, default_root, load_mnist
 from datasets.download import RetryPolicy
 from datasets.memo import SIDECAR_NAME
-from datasets.mnist import resolve_mirrors
+from datasets.mnist import holds, local_folders, resolve_mirrors
 from datasets.split import split_validation
 from datasets.verify import sha256_of
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 TRAIN_PIXEL_SUM = 1567298545  # of the uint8 training images
 GZ_NAMES = sorted(spec.name for spec in DATASETS["mnist"].files.values())
+REPO = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(attempts=1, backoff=0.0, read_timeout=2.0)
 
 
@@ -158,6 +161,25 @@ def test_default_folder_is_per_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_root(DATASETS["mnist"]) == tmp_path / "npdl" / "mnist"
     assert resolve_mirrors(DATASETS["mnist"])[-1] == "http://yann.lecun.com/exdb/mnist/"
+
+
+def test_local_folders_are_where_load_mnist_finds_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("MNIST_MIRRORS", f"https://example.org/mnist/,{tmp_path / 'a'},"
+                                        f"file://{tmp_path / 'b'}")
+    assert local_folders(DATASETS["mnist"]) == [tmp_path / "mine", tmp_path / "a", tmp_path / "b",
+                                                tmp_path / "cache" / "npdl" / "mnist"]
+
+
+def test_bench_data_looks_for_mnist_where_load_mnist_does(monkeypatch, tmp_path, mnist_files):
+    bench = runpy.run_path(str(REPO / "benchmarks" / "bench_data.py"), run_name="bench_data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
+    places = bench["places"]()  # no --mirror: the first of these that holds the files
+    assert places[:2] == [tmp_path / "cache" / "npdl" / "mnist", mnist_files]
+    assert next(p for p in places if holds(p, DATASETS["mnist"])) == mnist_files
 
 
 def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):
