@@ -1,4 +1,5 @@
 """Batch normalisation: each channel brought to mean 0 and variance 1, then scaled and shifted."""
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -111,5 +112,5 @@ class BatchNorm(Layer):
 
 def channel_sum(a, b):
     """sum of a * b over every axis but axis 1, the channels: (C,), with no a * b array made."""
-    n, c = a.shape[:2]
-    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    shape = (*a.shape[:2], math.prod(a.shape[2:]))  # not -1: numpy cannot infer it for N = 0
+    return np.einsum("ncp,ncp->c", a.reshape(shape), b.reshape(shape))

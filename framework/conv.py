@@ -69,7 +69,7 @@ class Flatten(Layer):
 
     def forward(self, x, train=False):
         self.x_shape = x.shape
-        return x.reshape(len(x), -1)
+        return x.reshape(len(x), math.prod(x.shape[1:]))  # not -1: numpy cannot infer it for N = 0
 
     def backward(self, dy, need_dx=True):
         x_shape = self.needs(self.x_shape)
@@ -224,7 +224,7 @@ class Conv2D(Layer):
         np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
         self.Wm = self.W.data.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
         self.cols, self.xpad, self.x_shape = cols, xpad, x.shape
-        X = cols.reshape(n * oh * ow, -1)
+        X = cols.reshape(n * oh * ow, kh * kw * c)  # not -1: numpy cannot infer it for N = 0
         # Y.T = Wm @ X.T: one row per channel, which the copy into y below reads in long runs.
         YT = np.matmul(self.Wm, X.T, out=reuse(self.YT, (self.out_channels, len(X)), X.dtype))
         self.YT = YT
@@ -237,11 +237,11 @@ class Conv2D(Layer):
         cols = self.needs(self.cols)
         n, oh, ow, kh, kw, c = cols.shape
         out = self.out_channels
-        X = cols.reshape(n * oh * ow, -1)
+        X = cols.reshape(n * oh * ow, kh * kw * c)
         # dY.T, (out, N*H'*W'), contiguous: dy's channels first, copied in runs of H'*W' numbers.
         self.dYT = reuse(self.dYT, (out, n, oh, ow), dy.dtype)  # kept as made, so it is reused
         np.copyto(self.dYT, dy.transpose(1, 0, 2, 3))
-        dYT = self.dYT.reshape(out, -1)
+        dYT = self.dYT.reshape(out, len(X))
         dW = (dYT @ X).reshape(out, kh, kw, c).transpose(0, 3, 1, 2)
         # Into the array W.grad already is, when it fits (see Parameter).
         self.W.grad = reuse(self.W.grad, self.W.data.shape, dW.dtype)

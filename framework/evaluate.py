@@ -4,6 +4,9 @@
 def evaluate(model, loss_fn, x, t, batch_size=250):
     """(mean loss, accuracy) of the model in eval mode, in batches to bound memory (a CNN's
     activations for 250 images are already about a hundred MB)."""
+    if len(x) == 0:
+        raise ValueError(f"evaluate: no examples (x has shape {x.shape}); a mean loss and an "
+                         "accuracy need at least one")
     total_loss, correct = 0.0, 0
     for first in range(0, len(x), batch_size):
         logits = model.forward(x[first:first + batch_size], train=False)

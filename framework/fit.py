@@ -54,6 +54,10 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     x_train, t_train = train
     n = len(x_train)
+    for name, split, use in (("train", train, "training"), ("val", val, "evaluating")):
+        if split is not None and len(split[0]) == 0:
+            raise ValueError(f"fit: {name} holds no examples (its x has shape {split[0].shape}); "
+                             f"{use} needs at least one")
     state = State(model, loss_fn, optimizer, epochs, -(-n // batch_size), start_epoch)
     x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)  # reused every step
     for callback in callbacks:

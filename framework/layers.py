@@ -222,7 +222,7 @@ class Affine(Layer):
                              f"inputs each, shape (N, {self.in_features}); got an array of shape "
                              f"{x.shape}")
         self.x_shape = x.shape
-        self.x = x.reshape(len(x), -1)
+        self.x = x.reshape(len(x), self.in_features)  # not -1: numpy cannot infer it when N = 0
         y = self.x @ self.W.data
         y += self.b.data  # broadcast: the same row b is added to each of the N rows
         return y

@@ -52,29 +52,40 @@ class Sequential:
 
     def predict_proba(self, x, batch_size=250):
         """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
-        batch, (C,) for one example. One example is any array with input_shape's number of entries
-        (a flat (784,) or (28, 28) image for a (1, 28, 28) model) unless it has a batch axis of
-        1; without input_shape, a 1-D array."""
+        batch, (0, C) for an empty one, (C,) for one example (see is_one_example). With
+        input_shape, examples may also come flat: (N, 784) for a (1, 28, 28) model."""
         x = np.asarray(x)
         if x.dtype.kind != "f":
             raise ValueError(f"predict expects floating-point inputs scaled as in training (MNIST: "
                              f"pixels / 255), got {x.dtype}")
-        one = self.is_one_example(x)
-        batch = x.reshape((1,) + (self.input_shape or x.shape)) if one else x
+        one, shape = self.is_one_example(x), self.input_shape
+        if one:
+            batch = x.reshape((1,) + (shape or x.shape))
+        elif shape and x.ndim == 2 and x.shape[1] == math.prod(shape):
+            batch = x.reshape((len(x),) + shape)  # flat examples, as one example may be too
+        else:
+            batch = x
         softmax = Softmax()
+        # An empty batch goes through the layers once, as PyTorch's would: (0, C) comes out.
         p = np.concatenate([softmax.forward(self.forward(batch[i:i + batch_size], train=False))
-                            for i in range(0, len(batch), batch_size)])
+                            for i in range(0, max(len(batch), 1), batch_size)])
         return p[0] if one else p
 
     def is_one_example(self, x):
+        """Whether predict takes x as one example rather than a batch. With input_shape: an array
+        of exactly that shape, or of its number of entries (a flat (784,) or a (28, 28) image for
+        a (1, 28, 28) model) unless its first axis is a batch of 1 ((1, 784), (1, 1, 28, 28)).
+        Without input_shape: a 1-D array."""
         if self.input_shape is None:
             return x.ndim == 1
-        batch_of_one = x.ndim == len(self.input_shape) + 1 and x.shape[0] == 1
+        if x.shape == self.input_shape:
+            return True
+        batch_of_one = x.ndim > 1 and x.shape[0] == 1
         return x.size == math.prod(self.input_shape) and not batch_of_one
 
     def predict(self, x, batch_size=250):
-        """Class indices in eval mode (dropout off, running statistics): an array for a batch,
-        an int for one example."""
+        """Class indices in eval mode (dropout off, running statistics): an array for a batch
+        (of one, or empty, too), an int for one example."""
         p = self.predict_proba(x, batch_size)
         return int(p.argmax()) if p.ndim == 1 else p.argmax(axis=1)
 
