@@ -65,6 +65,7 @@ class BatchNorm(Layer):
         return (1, self.num_features) + (1,) * (x.ndim - 2)
 
     def forward(self, x, train=False):
+        self.takes(x)
         shape = self.channel_shape(x)
         if train:
             n = x.size // self.num_features

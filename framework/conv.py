@@ -68,6 +68,7 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x, train=False):
+        self.takes(x)
         self.x_shape = x.shape
         return x.reshape(len(x), math.prod(x.shape[1:]))  # not -1: numpy cannot infer it for N = 0
 
@@ -140,6 +141,7 @@ class MaxPool2D(Layer):
         return (c, *window_grid(self, (h, w), self.kernel_size, self.stride))
 
     def forward(self, x, train=False):
+        self.takes(x)
         checked_images(self, x)
         oh, ow = window_grid(self, x.shape[2:], self.kernel_size, self.stride)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -209,6 +211,7 @@ class Conv2D(Layer):
                                                 self.padding))
 
     def forward(self, x, train=False):
+        self.takes(x)
         n, c, h, w = checked_images(self, x, self.in_channels).shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh, ow = window_grid(self, (h, w), self.kernel_size, self.stride, self.padding)

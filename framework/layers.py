@@ -45,6 +45,16 @@ class Layer:
         """The per-example output shape for a per-example input shape."""
         return input_shape
 
+    def takes(self, x):
+        """x, when it is a floating-point array; anything else is refused, naming the layer.
+        Integer or bool input is unscaled pixels or labels: numpy would compute it in another
+        dtype, or fail deep inside with a casting error. Every forward starts here."""
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+            got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"{self.name or type(self).__name__}: expects floating-point inputs "
+                             f"scaled as in training (MNIST: pixels / 255), got {got}")
+        return x
+
     def needs(self, kept):
         """What forward kept, for backward; refuses a backward that no forward preceded."""
         if kept is None:
@@ -59,6 +69,7 @@ class ReLU(Layer):
     positive = None
 
     def forward(self, x, train=False):
+        self.takes(x)
         self.positive = x > 0
         return np.maximum(x, 0)
 
@@ -73,6 +84,7 @@ class Sigmoid(Layer):
     y = None
 
     def forward(self, x, train=False):
+        self.takes(x)
         # With e = exp(-|x|), which never overflows: y = 1/(1+e) for x >= 0 and e/(1+e) below.
         e = np.exp(-np.abs(x))
         self.y = np.where(x >= 0, 1, e) / (1 + e)
@@ -89,6 +101,7 @@ class Tanh(Layer):
     y = None
 
     def forward(self, x, train=False):
+        self.takes(x)
         self.y = np.tanh(x)
         return self.y
 
@@ -108,6 +121,7 @@ class LeakyReLU(Layer):
         self.negative_slope, self.name = negative_slope, name
 
     def forward(self, x, train=False):
+        self.takes(x)
         # One array of slopes (1 or negative_slope) serves both passes:
         # y = x * slope, dx = dy * slope.
         self.slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
@@ -128,6 +142,7 @@ class Softmax(Layer):
     y = None
 
     def forward(self, x, train=False):
+        self.takes(x)
         e = np.exp(x - x.max(axis=-1, keepdims=True))  # shifting by the max cannot overflow
         self.y = e / e.sum(axis=-1, keepdims=True)
         return self.y
@@ -154,6 +169,7 @@ class Dropout(Layer):
         self.scaled_mask = self.forwarded = None
 
     def forward(self, x, train=False):
+        self.takes(x)
         self.forwarded = True
         if not train or self.p == 0:
             self.scaled_mask = None
@@ -217,6 +233,7 @@ class Affine(Layer):
         return (self.out_features,)
 
     def forward(self, x, train=False):
+        self.takes(x)
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
             raise ValueError(f"{self.name or 'Affine'}: expects a batch of {self.in_features} "
                              f"inputs each, shape (N, {self.in_features}); got an array of shape "

@@ -55,9 +55,6 @@ class Sequential:
         batch, (0, C) for an empty one, (C,) for one example (see is_one_example). With
         input_shape, examples may also come flat: (N, 784) for a (1, 28, 28) model."""
         x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise ValueError(f"predict expects floating-point inputs scaled as in training (MNIST: "
-                             f"pixels / 255), got {x.dtype}")
         one, shape = self.is_one_example(x), self.input_shape
         if one:
             batch = x.reshape((1,) + (shape or x.shape))
@@ -85,7 +82,8 @@ class Sequential:
 
     def predict(self, x, batch_size=250):
         """Class indices in eval mode (dropout off, running statistics): an array for a batch
-        (of one, or empty, too), an int for one example."""
+        (of one, or empty, too), an int for one example. Inputs are floating-point, scaled as in
+        training; the first layer refuses anything else."""
         p = self.predict_proba(x, batch_size)
         return int(p.argmax()) if p.ndim == 1 else p.argmax(axis=1)
 

@@ -1,10 +1,13 @@
 """Inputs at the edges: an empty batch goes through every layer and predict as PyTorch's would
-(empty outputs), and training and evaluating on no examples are refused."""
+(empty outputs), training and evaluating on no examples are refused, and integer or bool input
+is refused by every layer with the message predict gives."""
 import numpy as np
 import pytest
 from test_returned_arrays import CASES, IDS
 
 import framework as F
+
+FLOATS_ONLY = "expects floating-point inputs scaled as in training"
 
 
 def mlp(input_shape=(784,)):
@@ -52,6 +55,20 @@ def test_predict_gives_an_int_for_one_example_and_an_array_for_a_batch_whatever_
         answer = model.predict(batch)
         assert isinstance(answer, np.ndarray), batch.shape
         np.testing.assert_array_equal(answer, expected[1:2] if len(batch) == 1 else expected)
+
+
+@pytest.mark.parametrize("kind, make, shape, train", CASES, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, bool])
+def test_integer_or_bool_input_is_refused_by_every_layer(kind, make, shape, train, dtype):
+    layer = make()
+    with pytest.raises(ValueError, match=f"{FLOATS_ONLY}.*got {np.dtype(dtype)}"):
+        layer.forward(np.ones((2, *shape), dtype), train=train)
+
+
+def test_predict_refuses_integer_input_with_the_layers_message():
+    with pytest.raises(ValueError, match=f"conv2d1: {FLOATS_ONLY} \\(MNIST: pixels / 255\\), "
+                                         "got uint8"):
+        cnn().predict(np.zeros((2, 1, 28, 28), np.uint8))
 
 
 def test_evaluate_refuses_no_examples():
