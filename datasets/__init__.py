@@ -10,12 +10,13 @@ the download mirrors (see ``datasets.mnist``).
 
 from datasets.download import DownloadError, RetryPolicy, fetch
 from datasets.idx import IDXError, parse_idx, read_idx
+from datasets.images import ImageError, mnist_like, read_image
 from datasets.mnist import DATASETS, IDXDataset, default_root, load_fashion_mnist, load_mnist
 from datasets.split import split_validation
 from datasets.verify import FileSpec
 
 __all__ = [
-    "DATASETS", "DownloadError", "FileSpec", "IDXDataset", "IDXError", "RetryPolicy",
-    "default_root", "fetch", "load_fashion_mnist", "load_mnist", "parse_idx", "read_idx",
-    "split_validation",
+    "DATASETS", "DownloadError", "FileSpec", "IDXDataset", "IDXError", "ImageError", "RetryPolicy",
+    "default_root", "fetch", "load_fashion_mnist", "load_mnist", "mnist_like", "parse_idx",
+    "read_idx", "read_image", "split_validation",
 ]

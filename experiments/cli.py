@@ -30,6 +30,9 @@ examples:
   python train.py configs/compare_optimizers.yaml    a sweep: a sub-folder per run + comparison.csv
   python train.py --resume runs/20250101-120000-mnist_mlp
   python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
+  python train.py --predict runs/20250101-120000-mnist_mlp digit.png --show
+                                                     your own digit: the class, the top
+                                                     probabilities, and digit-seen.png
   python train.py --explain-bias                     why db = dY.sum(axis=0), worked out
 
 --set values are YAML: 0.01, 1e-3, true, null, [sgd, adam], {out: 64}. Every value is
@@ -65,12 +68,20 @@ def parser():
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one setting (repeatable), e.g. --set optimizer.lr=0.01")
     p.add_argument("--out", metavar="DIR",
-                   help="run folder (default: a new runs/<date>-<time>-<name>)")
+                   help="run folder (default: a new runs/<date>-<time>-<name>); with --predict "
+                        "--show, where the pictures go")
     p.add_argument("--data-dir", metavar="DIR",
                    help="where the dataset files are (or are downloaded to)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run (or sweep) in DIR")
     p.add_argument("--eval", metavar="RUN_DIR",
                    help="evaluate a run's best (else last) checkpoint on the test set, then exit")
+    p.add_argument("--predict", nargs="+", metavar=("RUN_OR_CHECKPOINT", "IMAGE"),
+                   help="classify your own digits (PNG, JPEG, .npy; - reads a .npy from stdin), "
+                        "each made to look like an MNIST digit first, with a run's best (else "
+                        "last) checkpoint or the checkpoint file named, then exit")
+    p.add_argument("--show", action="store_true",
+                   help="with --predict: for each image, a picture of it beside what the model "
+                        "saw, written into --out DIR or the current folder")
     p.add_argument("--quiet", action="store_true",
                    help="print only the result and errors (log.txt has all)")
     p.add_argument("--verbose", action="store_true",
@@ -110,14 +121,27 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
             stdout_closed()
         return 0
     given = [flag for flag, value in (("CONFIG", args.config), ("--resume", args.resume),
-                                      ("--eval", args.eval)) if value]
+                                      ("--eval", args.eval), ("--predict", args.predict))
+             if value]
     if len(given) > 1:
-        fail(f"give one of CONFIG, --resume DIR or --eval DIR, not {' and '.join(given)}.")
+        fail(f"give one of CONFIG, --resume DIR, --eval DIR or --predict, not "
+             f"{' and '.join(given)}.")
         return 2
     if (args.resume or args.eval) and args.out:
         fail("--out names a new run's folder; --resume and --eval work in the folder they name.")
         return 2
-    for given in (args.out, args.resume, args.eval, args.data_dir, *args.overrides):
+    if args.predict and len(args.predict) < 2:
+        fail(f"--predict {args.predict[0]}: and which images? e.g. --predict {args.predict[0]} "
+             "digit.png (a .npy array, or - for one on stdin, also works)")
+        return 2
+    if args.show and not args.predict:
+        fail("--show goes with --predict: it draws each image beside what the model saw.")
+        return 2
+    if args.predict and args.out and not args.show:
+        fail("--out with --predict names the folder for --show's pictures; add --show.")
+        return 2
+    for given in (args.out, args.resume, args.eval, args.data_dir, *args.overrides,
+                  *(args.predict or [])):
         kinds = {unicodedata.category(c) for c in given or ""}
         if "Cc" in kinds:
             fail(f"{given!r}: a control character in a path or setting; type it without one.")
@@ -133,6 +157,9 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         if args.eval:
             from .evaluation import evaluate_run
             return evaluate_run(Path(args.eval).expanduser(), args.data_dir, log)
+        if args.predict:
+            from .predict import predict_images
+            return predict_images(args.predict[0], args.predict[1:], args.show, args.out, log)
         return run(args, default_config, log, job)
     except ConfigError as e:
         fail(e, log)

@@ -10,17 +10,23 @@ from .plots import pyplot
 from .yamlfile import ConfigError
 
 
+def chosen_checkpoint(folder, flag):
+    """The checkpoint `flag` (--eval, --predict) names: a file as given, or a run folder's
+    best.npz, else its checkpoint.npz. A sweep's folder is refused, naming one of its runs."""
+    if folder.is_file():
+        return folder
+    runs = sorted(sub.name for sub in folder.glob("*/") if (sub / "checkpoint.npz").exists())
+    if runs and not (folder / "checkpoint.npz").exists():
+        raise ConfigError(f"{flag} {folder}: a sweep's folder; use one of its runs, e.g. "
+                          f"{flag} {folder / runs[0]}")
+    return folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+
+
 def evaluate_run(folder, data_dir, log):
     """Evaluates a run folder's best.npz (else checkpoint.npz), or the checkpoint file named, on
     the run's test set; returns 0."""
-    if folder.is_file():
-        folder, path = folder.parent, folder
-    else:
-        runs = sorted(sub.name for sub in folder.glob("*/") if (sub / "checkpoint.npz").exists())
-        if runs and not (folder / "checkpoint.npz").exists():
-            raise ConfigError(f"--eval {folder}: a sweep's folder; evaluate one of its runs, e.g. "
-                              f"--eval {folder / runs[0]}")
-        path = folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+    path = chosen_checkpoint(folder, "--eval")
+    folder = path.parent
     try:
         model, state = F.load_model(path), F.load(path)
     except F.CheckpointError as e:
