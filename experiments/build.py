@@ -100,10 +100,20 @@ def checked_model(config, source):
         raise ConfigError(f"{source}: {error}.") from None
 
 
-def build_optimizer(config, params):
-    """The configured optimizer with its resolved settings."""
+def build_training(config, train, rng):
+    """The model, the learning-rate schedule and the optimizer of a run on the training set
+    `train` (x, t), and its steps per epoch: everything fit updates, made in one place.
+
+    The schedule owns the learning rate: config's optimizer.lr reaches the optimizer only
+    through it (its value at step 0 here; LRSchedule sets it before every step)."""
+    x = train[0]
+    model = build_model(config, x.shape[1:], rng)
+    steps_per_epoch = -(-len(x) // config["data"]["batch_size"])
+    schedule = build_schedule(config, steps_per_epoch)
     settings = dict(config["optimizer"])
-    return F.optimizers()[settings.pop("name")](params, **settings)
+    name = settings.pop("name")
+    settings["lr"] = schedule(0)
+    return model, schedule, F.optimizers()[name](model.parameters(), **settings), steps_per_epoch
 
 
 def build_schedule(config, steps_per_epoch):

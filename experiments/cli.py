@@ -9,11 +9,11 @@ from pathlib import Path
 
 from datasets import DownloadError, IDXError
 
-from .build import checked_model
-from .config import ConfigError, catalogue, dump, expand_paths, resolve, user_config
-from .folder import Log, claim_folder, lock, new_run_folder, save_config, stdout_closed
-from .memory import check_fits, config_bytes, model_bytes
-from .run import Diverged, Interrupted, blas_line, train
+from .config import ConfigError, catalogue, expand_paths, resolve, user_config
+from .folder import Log, claim_folder, lock, new_run_folder, stdout_closed
+from .memory import check_before_work
+from .resume import checked_state
+from .run import Interrupted, run_one
 from .sweep import combinations, run_sweep
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist_mlp.yaml"
@@ -92,15 +92,13 @@ def parser():
     return p
 
 
-def fail(message, log=None):
+def fail(message):
     """A user-facing error: one wrapped paragraph on stderr (a line that is a command is never
-    wrapped), and into the run's log.txt when one is open."""
+    wrapped). A run's (or sweep's) log.txt has what stopped it too."""
     text = str(message)
     print("\n".join(part if part.startswith("    ") else
                     textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False)
                     for part in text.split("\n")), file=sys.stderr)
-    if log is not None:
-        log(text, screen=False)
 
 
 def main(argv=None, default_config=DEFAULT_CONFIG):
@@ -151,52 +149,47 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
                  "config are UTF-8, so use a name in UTF-8.")
             return 2
 
-    log = Log(quiet=args.quiet, verbose=args.verbose)
+    console = "quiet" if args.quiet else "verbose" if args.verbose else "normal"
     job = Job()
     try:
         if args.eval:
             from .evaluation import evaluate_run
-            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, log)
+            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console))
         if args.predict:
             from .predict import predict_images
-            return predict_images(args.predict[0], args.predict[1:], args.show, args.out, log)
-        return run(args, default_config, log, job)
+            return predict_images(args.predict[0], args.predict[1:], args.show, args.out,
+                                  Log(console=console))
+        return run(args, default_config, console, job)
     except ConfigError as e:
-        fail(e, log)
-        job.discard_if_empty(log)
+        fail(e)
+        job.discard_if_empty()
         return 2
     except Interrupted as e:
-        fail(interrupted(e), log)
+        fail(interrupted(e))
         return 130
     except KeyboardInterrupt:
-        fail("Interrupted before training started; nothing to resume.", log)
-        job.discard_if_empty(log)
+        fail("Interrupted before training started; nothing to resume.")
+        job.discard_if_empty()
         return 130
-    except Diverged as e:
-        fail(f"Training stopped: a value is NaN or infinite at {e}. "
-             + (f"The checkpoint of epoch {e.epoch} (the last one with finite weights) is kept in "
-                f"{e.folder / 'checkpoint.npz'}. " if e.epoch is not None else "")
-             + "Try a smaller optimizer.lr, a schedule warm-up, or a smaller affine init.", log)
-        return 3
     except (DownloadError, IDXError) as e:
-        fail(f"Cannot get the data.\n{e}", log)
-        job.discard_if_empty(log)
+        fail(f"Cannot get the data.\n{e}")
+        job.discard_if_empty()
         return 2
     except MemoryError:
         fail("Out of memory: this config needs more memory than the machine could give. Use a "
-             "smaller data.batch_size, data.subset or model.", log)
-        job.discard_if_empty(log)
+             "smaller data.batch_size, data.subset or model.")
+        job.discard_if_empty()
         return 2
     except OSError as e:  # a folder or file that cannot be made, read or written
         where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
         if e.errno == errno.ENOSPC and job.has_checkpoint():
             where += ("\nThe disk is full. The run's last complete checkpoint is intact; free "
                       f"some space, then continue with:\n    python train.py --resume {job.folder}")
-        fail(where, log)
-        job.discard_if_empty(log)
+        fail(where)
+        job.discard_if_empty()
         return 2
     finally:
-        job.close(log)
+        job.close()
 
 
 def interrupted(e):
@@ -224,7 +217,8 @@ def interrupted(e):
 
 
 class Job:
-    """The run folder this command works in: its lock, and whether this command made it."""
+    """The folder this command works in: whether this command made it, and for a sweep its lock
+    (a run's own lock is run_one's)."""
 
     def __init__(self):
         self.folder = self.handle = None
@@ -238,29 +232,30 @@ class Job:
         return self.folder is not None and ((self.folder / "checkpoint.npz").exists()
                                             or any(self.folder.glob("*/checkpoint.npz")))
 
-    def discard_if_empty(self, log):
+    def discard_if_empty(self):
         """A run (or sweep) this command started that failed before its first checkpoint leaves
         no folder."""
         if self.created and self.folder is not None and not self.has_checkpoint():
-            log.close_all()
+            self.close()
             shutil.rmtree(self.folder, ignore_errors=True)
             print(f"(removed {self.folder}: the run never started)", file=sys.stderr)
             self.created = False
 
-    def close(self, log):
-        log.close_all()
+    def close(self):
         if self.handle is not None:
             self.handle.close()
+            self.handle = None
 
 
-def run(args, default_config, log, job):
-    """Loads and checks the config, prepares the folder, trains (or sweeps); returns 0."""
-    if args.resume:
+def run(args, default_config, console, job):
+    """Loads and checks the config, then runs it (one run, or a sweep) or continues it; returns
+    the exit code. Only the mode is chosen here: a run is run_one's, a sweep run_sweep's."""
+    resume = args.resume is not None
+    if resume:
         folder = Path(args.resume).expanduser()
         if not (folder / "config.yaml").exists():
             raise ConfigError(f"--resume {args.resume}: no config.yaml there; is it a run folder "
                               f"(made by train.py)?")
-        job.take(folder, lock(folder), created=False)
         source = str(folder / "config.yaml")
     else:
         source = str(find_config(args.config, default_config.parent) if args.config
@@ -269,47 +264,49 @@ def run(args, default_config, log, job):
     if args.data_dir:
         user.setdefault("data", {})["dir"] = args.data_dir
     config = expand_paths(resolve(user, source, origins))
-    sweep = config["sweep"] is not None
-    # Every combination is checked, its memory estimate and its layers' shapes too, before any
-    # folder or data.
-    for label, _, each in combinations(config, user, source) if sweep else [(None, None, config)]:
-        what = f"sweep run {label}" if label else "this config"
-        check_fits(config_bytes(each), what)  # rough, from the config alone: before any weights
-        model = checked_model(each, f"{source}, sweep run {label}" if label else source)
-        check_fits(model_bytes(each, model), what)
-        del model
-    if args.resume and not sweep:
-        from .resume import checked_state
-        checked_state(folder, config)  # a changed config is refused before any data is loaded
     note = "".join(f" --set {o}" for o in args.overrides)
-    if not args.resume:
-        name = config["name"] or Path(source).stem
-        if args.out:
-            folder = Path(args.out).expanduser()
-            # Ours to remove on an early failure only once we hold its lock: a second train.py
-            # refused here must not delete the folder the first one is training in.
-            created = not folder.exists()
-            job.take(folder, claim_folder(folder), created)
+    # where the config came from, for log.txt and config.yaml (kept as it is by a plain resume)
+    origin = f"{source}{note}" if note or not resume else None
+    if config["sweep"] is not None:
+        runs = combinations(config, user, source)
+        check_before_work([(label, each) for label, _, each in runs], source)
+        if resume:
+            job.take(folder, lock(folder), created=False)
         else:
-            folder = new_run_folder(config["logging"]["runs_dir"], name)
-            job.take(folder, lock(folder), created=True)
-    log.open(folder / "log.txt")
-    log.detail(blas_line())
-    log(f"{'resuming' if args.resume else 'run'}: {folder}")
-    log(f"config: {source}{note}")
-    if args.resume:
-        from .resume import record_overrides
-        record_overrides(folder, config, user if sweep else None, args.overrides)
-    elif sweep:  # as given: each run's folder holds its own resolved config
-        save_config(user, folder, f"sweep config {source}{note}, as given")
+            folder = new_folder(args.out, config, source, job, sweep=True)
+        run_sweep(config, user, folder, source, runs, origin, console, resume)
+        return 0
+
+    check_before_work([(None, config)], source)
+    if resume:
+        checked_state(folder, config)  # a changed config is refused before any data is loaded
     else:
-        save_config(config, folder, f"resolved config of {source}{note}")
-    log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
-    if sweep:
-        result = run_sweep(config, user, folder, log, source, resume=args.resume is not None)
+        folder = new_folder(args.out, config, source, job, sweep=False)
+    summary = run_one(config, folder, resume, origin, console)
+    if summary["status"] != "diverged":
+        return 0
+    epoch = summary["last_good_epoch"]
+    fail(f"Training stopped: a value is NaN or infinite at {summary['error']}. "
+         + (f"The checkpoint of epoch {epoch} (the last one with finite weights) is kept in "
+            f"{folder / 'checkpoint.npz'}. " if epoch is not None else "")
+         + "Try a smaller optimizer.lr, a schedule warm-up, or a smaller affine init.")
+    return 3
+
+
+def new_folder(out, config, source, job, sweep):
+    """The folder of a new run or sweep: --out, else a new runs/<date>-<time>-<name>. A sweep's
+    is locked here, for the whole sweep; a run's by run_one."""
+    if out:
+        folder = Path(out).expanduser()
+        # Ours to remove on an early failure only once we hold its lock: a second train.py
+        # refused there must not delete the folder the first one is training in.
+        created = not folder.exists()
+        handle = claim_folder(folder) if sweep else None
     else:
-        result = train(config, folder, log, resume=args.resume is not None)
-    return report(result, folder, log)
+        folder = new_run_folder(config["logging"]["runs_dir"], config["name"] or Path(source).stem)
+        created, handle = True, lock(folder) if sweep else None
+    job.take(folder, handle, created)
+    return folder
 
 
 def find_config(typed, shipped):
@@ -332,22 +329,3 @@ def find_config(typed, shipped):
         hint = close_match(path.name, names)
     raise ConfigError(f"{typed}: no such config file; looked for {looked}{hint or ''}. The "
                       f"shipped configs: {', '.join(names)}.")
-
-
-def report(result, folder, log):
-    """The closing line (printed even with --quiet); returns the exit code 0."""
-    if isinstance(result, dict):
-        r = result
-        best = (f" (best val {r['best_val_accuracy']:.2%} at epoch {r['best_val_epoch']})"
-                if r["best_val_accuracy"] is not None else "")
-        test = (f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None
-                else "no test set")
-        epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
-        log(f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)", always=True)
-        log(f"run folder: {folder}", always=True)
-        log(f"evaluate it: python train.py --eval {folder}", always=True)
-    else:
-        top = result.iloc[0]
-        log(f"sweep done: {len(result)} runs, best {top['run']}; table in "
-            f"{folder / 'comparison.csv'}", always=True)
-    return 0

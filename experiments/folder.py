@@ -26,43 +26,40 @@ RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.c
 
 
 class Log:
-    """Prints run messages (unless quiet) and appends them to every open log file.
+    """Messages of a run (or sweep): appended to its log.txt (`path`; None for none) and shown
+    as `console` says: "off" (a sweep's run, whose console is the sweep's), "quiet" (only the
+    messages marked `always`: the result, errors), "normal", or "verbose" (details too).
 
     While a progress bar is on the screen, messages go through tqdm.write so they never land
     on the bar's line.
     """
 
-    def __init__(self, quiet=False, verbose=False):
-        self.quiet, self.verbose, self.files = quiet, verbose, []
-        self.screen = True  # False once stdout's reader has gone (`| head`)
+    def __init__(self, path=None, console="normal"):
+        # screen: False as well once stdout's reader has gone (`| head`)
+        self.screen, self.quiet = console != "off", console == "quiet"
+        self.verbose = console == "verbose"
+        self.file = open(path, "a", encoding="utf-8") if path is not None else None
 
     def __call__(self, message="", always=False, screen=True):
-        if screen and self.screen and (always or not self.quiet):
+        if self.screen and screen and (always or not self.quiet):
             try:
                 tqdm.write(message, file=sys.stdout)
                 sys.stdout.flush()
-            except BrokenPipeError:  # the run goes on, into its log files
+            except BrokenPipeError:  # the run goes on, into its log file
                 self.screen = False
                 stdout_closed()
-        for f in self.files:
-            f.write(message + "\n")
-            f.flush()
+        if self.file is not None:
+            self.file.write(message + "\n")
+            self.file.flush()
 
     def detail(self, message):
         """A message for log.txt, shown on the screen only with --verbose."""
         self(message, screen=self.verbose)
 
-    def open(self, path):
-        """Also write to `path` until close(path)."""
-        self.files.append(open(path, "a", encoding="utf-8"))
-
     def close(self):
-        """Stops writing to the most recently opened file."""
-        self.files.pop().close()
-
-    def close_all(self):
-        while self.files:
-            self.close()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def stdout_closed():
@@ -139,22 +136,43 @@ def new_run_folder(runs_dir, name):
 
 
 def claim_folder(out):
-    """--out DIR, created if needed and locked; refused when it holds a run or other files."""
+    """--out DIR of a sweep, created if needed and locked; refused when it holds a run or other
+    files."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    # Other files are looked for before the lock is taken: a refused folder is left as it was,
-    # without a .lock of ours (a killed run's temporaries are a run's, not other files).
-    others = sorted(p.name for p in folder.iterdir()
-                    if p.name not in RUN_FILES and not p.name.endswith(TEMP_SUFFIX))
-    if others:
-        raise ConfigError(f"--out {out}: this folder holds other files ({', '.join(others[:3])}"
-                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new "
-                          "folder.")
+    refuse_other_files(folder)
     handle = lock(folder)
     if (folder / "config.yaml").exists():
         handle.close()
         raise ConfigError(f"--out {out}: this folder already holds a run. Continue it with "
                           f"`python train.py --resume {out}`, or pick another --out.")
+    return handle
+
+
+def refuse_other_files(folder):
+    """Other files are looked for before the lock is taken: a refused folder is left as it was,
+    without a .lock of ours (a killed run's temporaries are a run's, not other files)."""
+    others = sorted(p.name for p in folder.iterdir()
+                    if p.name not in RUN_FILES and not p.name.endswith(TEMP_SUFFIX))
+    if others:
+        raise ConfigError(f"{folder}: this folder holds other files ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}); a run gets an empty or new "
+                          "folder (--out).")
+
+
+def claim_run_folder(folder, resume):
+    """The lock of one run's folder, which is made when missing: a new run (resume False) is
+    refused in a folder with other files or with a checkpoint (a run already trained there);
+    returns the open lock file."""
+    if resume:
+        return lock(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    refuse_other_files(folder)
+    handle = lock(folder)
+    if (folder / "checkpoint.npz").exists():
+        handle.close()
+        raise ConfigError(f"{folder}: this folder already holds a run. Continue it with "
+                          f"`python train.py --resume {folder}`, or pick another --out.")
     return handle
 
 

@@ -5,6 +5,7 @@ import os
 import framework as F
 from datasets import DATASETS
 
+from .build import checked_model
 from .config import example_shape
 from .yamlfile import ConfigError
 
@@ -82,3 +83,13 @@ def check_fits(needed, what):
         raise ConfigError(f"{what} needs about {size(needed)} of memory, but this machine has "
                           f"{size(available)} available; use a smaller data.batch_size, "
                           "data.subset, synthetic size or model.")
+
+
+def check_before_work(runs, source):
+    """Every run's layers and memory estimate, checked before any folder or data: runs is
+    [(sweep label or None, resolved config)]."""
+    for label, config in runs:
+        what = f"sweep run {label}" if label else "this config"
+        check_fits(config_bytes(config), what)  # rough, from the config alone: before any weights
+        model = checked_model(config, f"{source}, sweep run {label}" if label else source)
+        check_fits(model_bytes(config, model), what)

@@ -7,7 +7,6 @@ import json
 import framework as F
 from framework.files import atomic_write
 
-from .folder import save_config
 from .yamlfile import ConfigError
 
 # What may differ between the run's checkpoint and the config it resumes with: where data and
@@ -77,14 +76,6 @@ def restore(folder, model, optimizer, rng, config):
         raise ConfigError(f"{where}: the checkpoint does not fit the configured model or optimizer "
                           f"({e}).") from None
     return epoch, history
-
-
-def record_overrides(folder, config, sweep_user, overrides):
-    """--resume with --set: what may change (see MAY_CHANGE) is written into config.yaml, so the
-    folder says what the rest of the run used; restore() refuses anything else."""
-    if overrides:
-        note = "resolved config, resumed with" + "".join(f" --set {o}" for o in overrides)
-        save_config(sweep_user if sweep_user is not None else config, folder, note)
 
 
 def trim_csv(path, epochs_done, columns):

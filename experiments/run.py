@@ -1,8 +1,10 @@
-"""One experiment in one folder: data, model and optimizer from the config, then framework.fit
-with the callbacks that write the run's files (see folder.py for what a run folder holds)."""
+"""One experiment in one folder, as a job (run_one): data, the run's objects from the config,
+then framework.fit with the callbacks that write the run's files (see folder.py for what a run
+folder holds)."""
 import csv
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +13,12 @@ import framework as F
 from framework.bias_log import BiasLines
 from framework.callbacks import epoch_line
 
-from .build import build_model, build_optimizer, build_schedule, load_data, parameter_count
-from .memory import check_fits, data_bytes, training_bytes
+from .build import build_training, load_data, parameter_count
+from .folder import Log, claim_run_folder, save_config
 from .plots import plot_run
 from .resume import restore, trim_csv
 from .summary import summarize, write_summary
+from .yamlfile import dump
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds"]
@@ -36,15 +39,6 @@ class Interrupted(Exception):
         super().__init__(f"interrupted after epoch {epoch}")
         self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
         self.resume, self.run = resume if resume is not None else folder, run
-
-
-class Diverged(Exception):
-    """The loss or a gradient became NaN/inf; the checkpoint of `epoch` in `folder` is the last
-    good one."""
-
-    def __init__(self, message, folder, epoch):
-        super().__init__(message)
-        self.folder, self.epoch = folder, epoch
 
 
 class BiasCSV:
@@ -143,21 +137,69 @@ def blas_line():
     return line + (f" (OPENBLAS_CORETYPE={coretype}, from your environment)" if coretype else "")
 
 
-def train(config, folder, log, resume=False):
-    """Runs (or, with resume, continues) the experiment of `config` in `folder`; returns the
-    summary."""
+def run_one(config, folder, resume=False, origin=None, console="off"):
+    """Runs one experiment (or, with resume, continues it) in `folder`; returns its summary.
+
+    A run is a job: it takes and returns plain data, so it runs the same in this process, in a
+    worker process or on another machine. It holds the folder's lock while it works, writes its
+    own log.txt and every other file of the folder (see folder.py), and a divergence is a
+    result (status "diverged"), not an error. Ctrl-C raises Interrupted once the last completed
+    epoch is saved.
+
+    origin: where the config came from (a file, --set overrides), logged and written on
+    config.yaml's first line (None on a resume that changes nothing: config.yaml stays as it
+    is). console: "off" (a sweep's run: log.txt
+    only), "quiet", "normal" or "verbose" (the config too).
+    """
+    folder = Path(folder)
+    handle = claim_run_folder(folder, resume)
+    log = Log(folder / "log.txt", console)
+    try:
+        log.detail(blas_line())
+        log(f"{'resuming' if resume else 'run'}: {folder}")
+        if origin is not None:
+            log(f"config: {origin}")
+            save_config(config, folder, f"resolved config{', resumed' if resume else ''} of "
+                                        f"{origin}")
+        log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
+        summary = train(config, folder, log, resume, progress=config["logging"]["progress"]
+                        if console != "off" else False)
+        if summary["status"] == "diverged":
+            log(f"diverged: {summary['error']}", screen=False)  # the caller says what to do
+        else:
+            log(result_line(summary), always=True)
+            log(f"run folder: {folder}", always=True)
+            log(f"evaluate it: python train.py --eval {folder}", always=True)
+        return summary
+    except BaseException as e:  # the console hears it from the caller; the log keeps it too
+        log(f"stopped: {type(e).__name__}: {e}".rstrip(": "), screen=False)
+        raise
+    finally:
+        log.close()
+        handle.close()
+
+
+def result_line(summary):
+    """`finished: test accuracy 98.43% (best val 98.50% at epoch 9) after 10 epochs (24.1 s)`."""
+    r = summary
+    best = (f" (best val {r['best_val_accuracy']:.2%} at epoch {r['best_val_epoch']})"
+            if r["best_val_accuracy"] is not None else "")
+    test = (f"test accuracy {r['test_accuracy']:.2%}" if r["test_accuracy"] is not None
+            else "no test set")
+    epochs = f"{r['epochs']} epoch" + ("s" if r["epochs"] != 1 else "")
+    return f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)"
+
+
+def train(config, folder, log, resume, progress):
+    """The run itself: data, the run's objects, fit with the callbacks that write the folder's
+    files, the summary."""
     started = time.perf_counter()
-    training, batch_size = config["training"], config["data"]["batch_size"]
-    check_fits(data_bytes(config["data"]), "the dataset")
+    training = config["training"]
     rng = np.random.default_rng(training["seed"])
-    data = load_data(config, rng, progress=config["logging"]["progress"], log=log)
+    data = load_data(config, rng, progress=progress, log=log)
     log(f"      train {len(data.train[0]):,}  val {0 if data.val is None else len(data.val[0]):,}  "
         f"test {len(data.test[0]):,} examples of shape {data.train[0].shape[1:]}")
-    input_shape = data.train[0].shape[1:]
-    model = build_model(config, input_shape, rng)
-    optimizer = build_optimizer(config, model.parameters())
-    check_fits(data_bytes(config["data"]) + training_bytes(model, input_shape, batch_size,
-                                                           len(optimizer.slots) + 1), "training")
+    model, schedule, optimizer, steps_per_epoch = build_training(config, data.train, rng)
     log(model.summary(compact=True))
 
     start, history, earlier_seconds = 0, [], 0.0
@@ -178,16 +220,16 @@ def train(config, folder, log, resume=False):
                                              earlier_seconds + time.perf_counter() - started})
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
-    steps_per_epoch = -(-len(data.train[0]) // batch_size)
     max_steps = training["max_steps"]
-    cut = max_steps is not None and max_steps < training["epochs"] * steps_per_epoch  # cut short
+    # cut short: max_steps ends the run before the planned epochs do
+    cut = max_steps is not None and max_steps < training["epochs"] * steps_per_epoch
     callbacks = [
         *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
-        F.LRSchedule(build_schedule(config, steps_per_epoch)),
+        F.LRSchedule(schedule),  # the learning rate's one owner: sets it before every step
         F.CheckFinite(),
         F.BiasLog(training["bias_every_epoch"], training["bias_every"],
                   log=BiasCSV(folder, log, config["logging"]["bias_lines"])),
-        F.ProgressBar(config["logging"]["progress"], lines=False),
+        F.ProgressBar(progress, lines=False),
         F.Evaluate({name: split for name, split in splits.items() if split is not None},
                    every=every),
         StepsCSV(folder),
@@ -202,15 +244,15 @@ def train(config, folder, log, resume=False):
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, epochs=training["epochs"],
-                  batch_size=batch_size, rng=rng, shuffle=config["data"]["shuffle"],
-                  val=data.val if every == 1 else None, callbacks=callbacks, start_epoch=start)
+                  batch_size=config["data"]["batch_size"], rng=rng,
+                  shuffle=config["data"]["shuffle"], val=data.val if every == 1 else None,
+                  callbacks=callbacks, start_epoch=start)
     except KeyboardInterrupt:
         checkpoint.ensure_saved()
         raise Interrupted(folder, checkpoint.saved_epoch) from None
     except F.NonFiniteError as e:
-        finish(config, folder, log, metrics.records, model, earlier_seconds, started, "diverged",
-               str(e))
-        raise Diverged(str(e), folder, checkpoint.saved_epoch) from None
+        return finish(config, folder, log, metrics.records, model, earlier_seconds, started,
+                      "diverged", error=str(e), last_good_epoch=checkpoint.saved_epoch)
     status = "finished"
     if cut:
         status = f"stopped at step {max_steps} (training.max_steps)"
@@ -225,14 +267,13 @@ def train(config, folder, log, resume=False):
                           unwritten="summary.json or the plots may be") from None
 
 
-def finish(config, folder, log, history, model, earlier_seconds, started, status, error=None):
+def finish(config, folder, log, history, model, earlier_seconds, started, status, **more):
     """Writes summary.json and the plots; returns the summary. wall_seconds adds the time of
-    the processes that ran this run before a resume."""
+    the processes that ran this run before a resume; `more` (a diverged run's error and the
+    epoch of its last finite checkpoint) joins the summary."""
     summary = summarize(history, status)
     summary.update(parameters=parameter_count(model),
-                   wall_seconds=round(earlier_seconds + time.perf_counter() - started, 3))
-    if error:
-        summary["error"] = error
+                   wall_seconds=round(earlier_seconds + time.perf_counter() - started, 3), **more)
     write_summary(folder, summary)
     if config["logging"]["plots"]:
         plot_run(folder, history, config, log)

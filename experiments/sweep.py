@@ -15,10 +15,10 @@ import re
 
 import pandas as pd
 
-from .config import ConfigError, key_path, parse_yaml, resolve, set_path
-from .folder import lock, save_config
+from .config import ConfigError, dump, key_path, parse_yaml, resolve, set_path
+from .folder import Log, save_config
 from .plots import plot_comparison
-from .run import Diverged, Interrupted, train
+from .run import Interrupted, blas_line, run_one
 
 
 def combinations(config, user, source):
@@ -102,9 +102,35 @@ def read_summary(sub):
     return summary if isinstance(summary, dict) and isinstance(summary.get("status"), str) else None
 
 
-def run_sweep(config, user, folder, log, source, resume=False):
-    """Runs every combination (skipping finished ones when resuming); returns the ranked table."""
-    runs = combinations(config, user, source)
+def run_sweep(config, user, folder, source, runs, origin, console, resume=False):
+    """Runs every combination of `runs` (skipping finished ones when resuming), each as a job
+    of run_one in its own sub-folder; writes and returns the ranked table.
+
+    The sweep's folder has its own log.txt and config.yaml (the user's, as given: written when
+    `origin`, where it came from, is given); its lock is the caller's."""
+    log = Log(folder / "log.txt", console)
+    try:
+        log.detail(blas_line())
+        log(f"{'resuming' if resume else 'run'}: {folder}")
+        if origin is not None:
+            log(f"config: {origin}")
+            save_config(user, folder, f"sweep config {origin}{', resumed' if resume else ''}, "
+                                      "as given")
+        log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
+        table = sweep_runs(config, folder, source, runs, console, resume, log)
+        top = table.iloc[0]
+        log(f"sweep done: {len(table)} runs, best {top['run']}; table in "
+            f"{folder / 'comparison.csv'}", always=True)
+        return table
+    except BaseException as e:  # the console hears it from the caller; the log keeps it too
+        log(f"stopped: {type(e).__name__}: {e}".rstrip(": "), screen=False)
+        raise
+    finally:
+        log.close()
+
+
+def sweep_runs(config, folder, source, runs, console, resume, log):
+    """The runs one after another, then the table."""
     log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
     names = folder_names([label for label, _, _ in runs])
     differing = settings_that_differ([run_config for _, _, run_config in runs])
@@ -120,12 +146,19 @@ def run_sweep(config, user, folder, log, source, resume=False):
         else:
             which = f"{i}/{len(runs)} ({label})"
             try:
-                summary = run_one(run_config, sub, log, f"sweep run {label} of {source}", resume)
+                summary = run_one(run_config, sub, (sub / "checkpoint.npz").exists(),
+                                  f"sweep run {label} of {source}", console)
             except Interrupted as e:  # the checkpoint is the run's, --resume is the sweep's
                 raise Interrupted(sub, e.epoch, e.complete, e.unwritten, resume=folder,
                                   run=which) from None
             except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
                 raise Interrupted(sub, None, resume=folder, run=which) from None
+            if summary["status"] == "diverged":
+                log(f"diverged: {summary['error']}; the sweep goes on")
+            # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
+            # frames hold the finished run's data and model until a collection: collect before
+            # the next run loads its own, or the runs' memory stacks up.
+            gc.collect()
         rows.append({"run": label, **differing[i - 1], **summary, "folder": sub.name})
     try:
         table = rank(rows)
@@ -139,30 +172,6 @@ def run_sweep(config, user, folder, log, source, resume=False):
         raise Interrupted(folder, None, complete=True, unwritten="comparison.csv or comparison.png "
                           "may be") from None
     return table
-
-
-def run_one(run_config, sub, log, note, resume):
-    """One run of a sweep in its sub-folder (continued from its checkpoint when resuming);
-    returns its summary (a diverged run's too)."""
-    sub.mkdir(exist_ok=True)
-    # The run's own lock, as a single run holds it (the file closes with the block): a
-    # --resume or --out of this run while the sweep trains it is refused, naming us.
-    with lock(sub):
-        continuing = resume and (sub / "checkpoint.npz").exists()
-        save_config(run_config, sub, note)
-        log.open(sub / "log.txt")
-        try:
-            summary = train(run_config, sub, log, resume=continuing)
-        except Diverged as e:
-            log(f"diverged: {e}; the sweep goes on")
-            summary = read_summary(sub)
-        finally:
-            log.close()
-    # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose frames
-    # hold the finished run's data and model until a collection: collect before the next run
-    # loads its own, or the runs' memory stacks up.
-    gc.collect()
-    return summary
 
 
 def flatten(config, prefix=""):
@@ -216,4 +225,4 @@ def rank(rows):
     key = "best_val_accuracy" if table["best_val_accuracy"].notna().any() else "test_accuracy"
     table = table.sort_values(key, ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
-    return table.drop(columns=["error"], errors="ignore")
+    return table.drop(columns=["error", "last_good_epoch"], errors="ignore")

@@ -97,7 +97,7 @@ def test_a_run_a_live_sweep_is_training_refuses_a_second_writer(tmp_path, capsys
     running = train_py(sweep, "--out", str(folder), "--quiet", "--set", "training.epochs=100000",
                        cwd=tmp_path)
     # A second writer must be refused before it trains: one that trains fails here at once.
-    monkeypatch.setattr("experiments.cli.train", lambda *args, **kwargs: pytest.fail("trained"))
+    monkeypatch.setattr("experiments.run.train", lambda *args, **kwargs: pytest.fail("trained"))
     try:
         deadline = time.monotonic() + HANG_GUARD
         while not (run / "checkpoint.npz").exists():  # the sweep trains its first run

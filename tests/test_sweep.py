@@ -7,7 +7,7 @@ import yaml
 
 from experiments.cli import main
 from experiments.config import load, user_config
-from experiments.run import train
+from experiments.run import run_one
 from experiments.sweep import combinations
 
 SWEEP = """\
@@ -100,13 +100,13 @@ def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):
 def test_a_sweep_that_fails_after_a_run_keeps_its_folder(tmp_path, monkeypatch, capsys):
     runs = []
 
-    def second_run_fills_the_disk(config, folder, log, resume=False):
+    def second_run_fills_the_disk(config, folder, *args, **kwargs):
         runs.append(folder)
         if len(runs) == 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(folder / "metrics.csv"))
-        return train(config, folder, log, resume=resume)
+        return run_one(config, folder, *args, **kwargs)
 
-    monkeypatch.setattr("experiments.sweep.train", second_run_fills_the_disk)
+    monkeypatch.setattr("experiments.sweep.run_one", second_run_fills_the_disk)
     out = tmp_path / "out"
     assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 2
     assert (runs[0] / "checkpoint.npz").exists()  # the finished run is kept, and can be resumed
@@ -129,16 +129,16 @@ def test_ctrl_c_in_a_sweep_names_the_runs_checkpoint_and_resumes_the_sweep(tmp_p
 
 def test_ctrl_c_before_a_sweep_runs_first_epoch_keeps_the_finished_runs(tmp_path, capsys,
                                                                          monkeypatch):
-    import experiments.sweep
-    real, calls = experiments.sweep.train, []
+    import experiments.run
+    real, calls = experiments.run.load_data, []
 
     def ctrl_c_loading_run_2(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # as if in run 2's data loading
+            raise KeyboardInterrupt  # in run 2's data loading
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(experiments.sweep, "train", ctrl_c_loading_run_2)
+    monkeypatch.setattr(experiments.run, "load_data", ctrl_c_loading_run_2)
     out = tmp_path / "out"
     assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 130
     err = " ".join(capsys.readouterr().err.split())
