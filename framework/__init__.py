@@ -11,12 +11,12 @@ from .optimizers import Optimizer, SGD, Momentum, Nesterov, AdaGrad, RMSprop, Ad
 from .schedules import Constant, StepDecay, Cosine, Warmup
 from .numeric import gradcheck, numeric_grad
 from .checkpoint import save, load, load_model, CheckpointError
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .bias_log import bias_report, format_bias, format_bias_step
 from .callbacks import (Callback, NonFiniteError, LRSchedule, StopAfter, RandomShift, Evaluate,
                         EarlyStopping,
                         CheckFinite, ProgressBar, BiasLog, Checkpoint)
-from .fit import fit, default_callbacks
+from .loop import fit, default_callbacks
 from .registry import layers, optimizers
 
 __all__ = [

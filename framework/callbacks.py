@@ -1,6 +1,6 @@
 """What a run does besides the step itself, hooked into fit from outside.
 
-A callback has any of these hooks, each given fit's State (framework.fit.State):
+A callback has any of these hooks, each given fit's State (framework.loop.State):
     on_fit_start    before the first epoch (after a resume's restore)
     on_epoch_start  before an epoch's first batch
     on_batch_start  once a batch is gathered (state.x, state.t), before forward: it may replace
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .bias_log import BiasLines, bias_report
 from .broadcast import reuse
 from .checkpoint import save
-from .evaluate import evaluate
+from .evaluation import evaluate
 
 
 class NonFiniteError(FloatingPointError):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .callbacks import CheckFinite, ProgressBar
-from .evaluate import evaluate
+from .evaluation import evaluate
 
 
 class State:
