@@ -74,7 +74,7 @@ def build_model(config, input_shape, rng):
     (per example) that the layers before it produce, starting from input_shape. A layer that
     does not fit what reaches it (a kernel larger than its image, say) is a ConfigError naming
     its key path."""
-    kinds, layers, shape = F.layers(), [], tuple(input_shape)
+    kinds, layers, shape = F.LAYERS, [], tuple(input_shape)
     for i, item in enumerate(config["model"]):
         cls = kinds[layer_kind(item)]
         given = item[layer_kind(item)] if isinstance(item, dict) else {}
@@ -113,7 +113,7 @@ def build_training(config, train, rng):
     settings = dict(config["optimizer"])
     name = settings.pop("name")
     settings["lr"] = schedule(0)
-    return model, schedule, F.optimizers()[name](model.parameters(), **settings), steps_per_epoch
+    return model, schedule, F.OPTIMIZERS[name](model.parameters(), **settings), steps_per_epoch
 
 
 def build_schedule(config, steps_per_epoch):

@@ -2,7 +2,7 @@
 overrides.
 
 The layers a model may list and the optimizers, with their settings, defaults and allowed values,
-come from the framework's classes (framework.layers(), framework.optimizers() and each
+come from the framework's classes (framework.LAYERS, framework.OPTIMIZERS and each
 constructor's checked arguments); SCHEMA holds the rest. A config is checked completely before
 any work starts: mistakes raise ConfigError with a one-paragraph message naming the source (file
 or --set), the key path and what is allowed.
@@ -96,7 +96,7 @@ class LayerList(Check):
     def __call__(self, value):
         if not isinstance(value, list) or not value:
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
-        kinds, layers = F.layers(), []
+        kinds, layers = F.LAYERS, []
         for i, item in enumerate(value):
             if isinstance(item, dict) and len(item) > 1:
                 # `--set model.0.dense.out=256` on an affine layer adds a second name to it
@@ -142,7 +142,7 @@ class OptimizerSection(Check):
             value = {}
         if not isinstance(value, dict):
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
-        classes = F.optimizers()
+        classes = F.OPTIMIZERS
         try:
             name = OneOf(*classes)(value.get("name", "adam"))
         except Invalid as e:
@@ -212,9 +212,9 @@ def catalogue():
         return ", ".join(f"{key}" if default is REQUIRED else f"{key}={default}"
                          for key, (default, _) in specs.items()) or "no settings"
     lines = ["layers (model: list of these; input sizes come from the data):"]
-    lines += [f"  {kind:<10} {show(layer_settings(cls))}" for kind, cls in F.layers().items()]
+    lines += [f"  {kind:<10} {show(layer_settings(cls))}" for kind, cls in F.LAYERS.items()]
     lines.append("optimizers (optimizer.name, and its settings):")
-    lines += [f"  {name:<10} {show(settings(cls))}" for name, cls in F.optimizers().items()]
+    lines += [f"  {name:<10} {show(settings(cls))}" for name, cls in F.OPTIMIZERS.items()]
     return "\n".join(lines)
 
 

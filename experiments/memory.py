@@ -49,7 +49,7 @@ def training_bytes(model, input_shape, batch_size, optimizer_slots):
 
 def model_bytes(config, model):
     """data_bytes + training_bytes for a config and the model made from it."""
-    slots = len(F.optimizers()[config["optimizer"]["name"]].slots) + 1
+    slots = len(F.OPTIMIZERS[config["optimizer"]["name"]].slots) + 1
     return data_bytes(config["data"]) + training_bytes(model, model.input_shape,
                                                        config["data"]["batch_size"], slots)
 
@@ -67,7 +67,7 @@ def config_bytes(config):
             parameters += math.prod(shape) * out + out
             shape = (out,)
         activations += math.prod(shape)
-    slots = len(F.optimizers()[config["optimizer"]["name"]].slots) + 1
+    slots = len(F.OPTIMIZERS[config["optimizer"]["name"]].slots) + 1
     return data_bytes(data) + 4 * (parameters * (3 + slots) + 4 * data["batch_size"] * activations)
 
 

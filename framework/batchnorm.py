@@ -6,10 +6,11 @@ import numpy as np
 
 from .broadcast import sum_to
 from .checks import Integer, Real, checked
-from .layers import Layer
+from .layers import Layer, register_layer
 from .parameter import Parameter
 
 
+@register_layer
 class BatchNorm(Layer):
     """y = gamma * x_hat + beta,  x_hat = (x - mean) / sqrt(var + eps), for each channel c (axis 1).
 

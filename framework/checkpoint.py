@@ -6,6 +6,8 @@ import zipfile
 import numpy as np
 
 from .files import atomic_write
+from .layers import LAYERS
+from .sequential import Sequential
 
 
 class CheckpointError(Exception):
@@ -71,18 +73,14 @@ def load(path):
 def load_model(path):
     """The model saved in a checkpoint, rebuilt from its architecture with the saved weights and
     buffers, ready for predict (eval mode is predict's and evaluate's own)."""
-    # registry imports every layer module; checkpoint is imported early
-    from .registry import layers
-    from .sequential import Sequential
-
     state = load(path)
     if not isinstance(state.get("architecture"), list):
         raise CheckpointError(f"{path}: holds no model architecture (saved by an older version?)")
-    kinds, built = layers(), []
+    built = []
     for spec in state["architecture"]:
-        if spec.get("kind") not in kinds:
-            raise CheckpointError(f"{path}: unknown layer kind {spec.get('kind')!r}")
-        cls, args = kinds[spec["kind"]], dict(spec["arguments"])
+        if spec.get("kind") not in LAYERS:
+            raise CheckpointError(unregistered(path, spec))
+        cls, args = LAYERS[spec["kind"]], dict(spec["arguments"])
         if spec["dtype"] is not None:
             args["dtype"] = np.dtype(spec["dtype"])
         layer = cls(**args)
@@ -91,3 +89,13 @@ def load_model(path):
     model = Sequential(built, input_shape=state.get("input_shape"))
     model.load_state_dict(state["model"])
     return model
+
+
+def unregistered(path, spec):
+    """What to do about a layer kind the checkpoint names and no registered class has."""
+    kind, module = spec.get("kind"), spec.get("module")
+    saved_from = f", saved from a class in module {module!r}" if isinstance(module, str) else ""
+    return (f"{path}: layer kind {kind!r} is not registered{saved_from}. Registered: "
+            f"{', '.join(LAYERS)}. A layer of your own is registered by decorating its class "
+            "with @framework.register_layer; import the module that defines it before "
+            "load_model")

@@ -213,4 +213,10 @@ def checked(init):
                 raise Invalid(f"{type(self).__name__}: {name}: {e.problem}", (name,)) from None
         self.arguments = {name: bound.arguments[name] for name in checks}
         init(*bound.args, **bound.kwargs)
+    checked_init.checked_arguments = tuple(checks)  # what registration verifies (registry.py)
     return checked_init
+
+
+def checked_arguments(init):
+    """The arguments a constructor made with @checked checks and keeps; () for any other."""
+    return getattr(init, "checked_arguments", ())

@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .broadcast import reuse, sum_to
 from .checks import Either, Integer, OneOf, Optional, Real, Size, checked
-from .layers import Layer
+from .layers import Layer, register_layer
 from .parameter import Parameter
 
 
@@ -56,6 +56,7 @@ def strided(offset, stride, count):
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
+@register_layer
 class Flatten(Layer):
     """y = x.reshape(N, -1): (N, C, H, W) -> (N, C*H*W) in (C, H, W) order; dx = dy.reshape(x.shape)
 
@@ -114,6 +115,7 @@ def running_max_backward(dy, greater, x_shape, axis, kernel, stride):
     return dx
 
 
+@register_layer
 class MaxPool2D(Layer):
     """y[n, c, i, j] = max of x[n, c] over the kh x kw window at (i*sh, j*sw); dx: dy to its argmax.
 
@@ -159,6 +161,7 @@ class MaxPool2D(Layer):
         return running_max_backward(drows, greater_across, self.x_shape, 3, kw, sw)
 
 
+@register_layer
 class Conv2D(Layer):
     """y[n, o] = b[o] + sum over c, i, j of W[o, c, i, j] * xpad[n, c, i + s*h', j + s*w'].
 

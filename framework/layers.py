@@ -3,7 +3,8 @@
 `backward(dy, need_dx=False)` lets the first layer of a model skip its input gradient,
 which training never uses (for an Affine layer that is one matrix product per step).
 A layer's settings are its constructor's checked arguments (framework.checks): configs,
-`--set` and `--help` read them from there.
+`--set`, `--help` and checkpoints read them from there. `@register_layer` on a class lists it
+in LAYERS under its lower-case name, which configs and checkpoints use.
 """
 import math
 
@@ -12,10 +13,12 @@ import numpy as np
 from .broadcast import reuse, sum_to
 from .checks import Either, Integer, OneOf, Real, checked
 from .parameter import Parameter
+from .registry import Registry
 
 
 class Layer:
-    """Base class: a layer without parameters. Subclasses define forward and backward.
+    """Base class: a layer without parameters. Subclasses define forward and backward, and are
+    registered with @register_layer (below) to be named in configs and checkpoints.
 
     Class attributes a subclass may set:
       bias         the name of the parameter forward broadcasts over the batch (and positions):
@@ -63,6 +66,13 @@ class Layer:
         return kept
 
 
+# The layers a config or a checkpoint can name: each class below is listed by @register_layer
+# (a user's own layer too, in their own module), and checked there (framework/registry.py).
+LAYERS = Registry("layer", Layer, supplied=("rng", "dtype", "name"))
+register_layer = LAYERS.register
+
+
+@register_layer
 class ReLU(Layer):
     """y = max(x, 0);  dx = dy * [x > 0].  Any shape."""
 
@@ -78,6 +88,7 @@ class ReLU(Layer):
         return dy * positive if need_dx else None  # a new array: the incoming dy is never modified
 
 
+@register_layer
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y).  Any shape."""
 
@@ -95,6 +106,7 @@ class Sigmoid(Layer):
         return dy * y * (1 - y) if need_dx else None
 
 
+@register_layer
 class Tanh(Layer):
     """y = tanh(x);  dx = dy * (1 - y²).  Any shape."""
 
@@ -110,6 +122,7 @@ class Tanh(Layer):
         return dy * (1 - y * y) if need_dx else None
 
 
+@register_layer
 class LeakyReLU(Layer):
     """y = x for x > 0, negative_slope * x otherwise;  dx = dy * (1 or negative_slope).
     Any shape."""
@@ -132,6 +145,7 @@ class LeakyReLU(Layer):
         return dy * slope if need_dx else None
 
 
+@register_layer
 class Softmax(Layer):
     """y_nk = exp(x_nk) / sum_j exp(x_nj) over the last axis;  dx = y * (dy - sum_k dy_k y_k).
 
@@ -152,6 +166,7 @@ class Softmax(Layer):
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True)) if need_dx else None
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout: in training y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p); identity in
     eval.
@@ -186,6 +201,7 @@ class Dropout(Layer):
         return dy if self.scaled_mask is None else dy * self.scaled_mask
 
 
+@register_layer
 class Affine(Layer):
     """Fully connected layer: y = x @ W + b.
 

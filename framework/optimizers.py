@@ -16,6 +16,7 @@ import numpy as np
 
 from .broadcast import reuse
 from .checks import Real, checked, settings
+from .registry import Registry
 
 LR = Real(0, low_open=True)  # learning rate
 DECAY = Real(0)  # weight decay
@@ -98,6 +99,13 @@ class Optimizer:
                 a[...] = state[f"{slot}.{i}"]
 
 
+
+# The optimizers a config can name, each listed by @register_optimizer (framework/registry.py).
+OPTIMIZERS = Registry("optimizer", Optimizer, supplied=("params",))
+register_optimizer = OPTIMIZERS.register
+
+
+@register_optimizer
 class SGD(Optimizer):
     """w <- w - lr * g."""
 
@@ -109,6 +117,7 @@ class SGD(Optimizer):
         p.data -= np.multiply(g, float(self.lr), out=self.scratch(i))
 
 
+@register_optimizer
 class Momentum(Optimizer):
     """v <- mu * v - lr * g;  w <- w + v.  (= torch.optim.SGD(momentum=mu), whose b = -v / lr.)"""
 
@@ -126,6 +135,7 @@ class Momentum(Optimizer):
         p.data += v
 
 
+@register_optimizer
 class Nesterov(Momentum):
     """v <- mu * v - lr * g;  w <- w + mu * v - lr * g.
     (= torch.optim.SGD(momentum=mu, nesterov=True).)
@@ -141,6 +151,7 @@ class Nesterov(Momentum):
         p.data += np.multiply(v, self.momentum, out=lr_g)  # the scratch again, now mu * v
 
 
+@register_optimizer
 class AdaGrad(Optimizer):
     """h <- h + g²;  w <- w - lr * g / (sqrt(h) + eps)."""
 
@@ -159,6 +170,7 @@ class AdaGrad(Optimizer):
         p.data -= lr_times_ratio(float(self.lr), g, denom)
 
 
+@register_optimizer
 class RMSprop(Optimizer):
     """v <- alpha * v + (1 - alpha) * g²;  w <- w - lr * g / (sqrt(v) + eps)."""
 
@@ -181,6 +193,7 @@ class RMSprop(Optimizer):
         p.data -= lr_times_ratio(float(self.lr), g, denom)
 
 
+@register_optimizer
 class Adam(Optimizer):
     """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g²;
     w <- w - lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps).
@@ -215,6 +228,7 @@ class Adam(Optimizer):
         p.data -= lr_times_ratio(step_size, M, denom)
 
 
+@register_optimizer
 class AdamW(Adam):
     """Adam with decoupled weight decay (torch.optim.AdamW): w <- w - lr * wd * w, then Adam's
     update from the plain gradient g.

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .layers import Softmax
+from .layers import LAYERS, Softmax
 
 
 class Sequential:
@@ -122,9 +122,11 @@ class Sequential:
         save(path, self, optimizer, **extra)
 
     def architecture(self):
-        """What rebuilds this model: [{"kind", "name", "arguments", "dtype"}] per layer
-        (JSON-ready)."""
-        return [{"kind": type(layer).__name__.lower(), "name": layer.name,
+        """What rebuilds this model: [{"kind", "module", "name", "arguments", "dtype"}] per layer
+        (JSON-ready); kind is the name the layer's class is registered under (framework.LAYERS),
+        module where the class was defined (for a message when it is not registered)."""
+        return [{"kind": LAYERS.name_for(type(layer)), "module": type(layer).__module__,
+                 "name": layer.name,
                  "arguments": {k: list(v) if isinstance(v, tuple) else v
                                for k, v in layer.arguments.items()},
                  "dtype": str(layer.parameters()[0].data.dtype) if layer.parameters() else None}

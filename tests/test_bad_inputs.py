@@ -2,7 +2,7 @@
 paragraph on stderr (no traceback), no run folder, within seconds.
 
 The cases are built from the code's own catalogue of settings (experiments.config.SCHEMA,
-framework.layers(), framework.optimizers(), their checks' types and bounds), so a new setting
+framework.LAYERS, framework.OPTIMIZERS, their checks' types and bounds), so a new setting
 joins the corpus without an edit here. test_corpus_size prints the size and the count per class.
 Everything runs in-process through experiments.cli.main (milliseconds a case), except the
 special files (/dev/zero, /dev/urandom), which also go through a real train.py subprocess.
@@ -172,7 +172,7 @@ for path, check in leaf_checks():
     if isinstance(inner, Real):
         case("beyond float", f"{'.'.join(path)}=10**400", sets=[f"{'.'.join(path)}={BIG}"])
         case("beyond float", f"{'.'.join(path)}=-10**400", sets=[f"{'.'.join(path)}=-{BIG}"])
-for name, cls in F.optimizers().items():
+for name, cls in F.OPTIMIZERS.items():
     for key, (_, check) in settings(cls).items():
         if isinstance(check, Real):
             case("beyond float", f"{name}.{key}=10**400",
@@ -244,7 +244,7 @@ for path, check in leaf_checks():
 for section in ("data", "schedule", "training", "logging", "data.synthetic"):
     for value in ("text", [1], 5, True):
         case("wrong type", f"{section}={y(value)}", sets=[f"{section}={y(value)}"])
-for kind, cls in F.layers().items():
+for kind, cls in F.LAYERS.items():
     for key, (_, check) in C.layer_settings(cls).items():
         full = {"out": 8} if kind == "affine" and key != "out" else {}
         for label, values in (("wrong type", wrong_types(check)),
@@ -252,7 +252,7 @@ for kind, cls in F.layers().items():
             for value in values:
                 layer = y({kind: {**full, key: value}})
                 case(label, f"{kind}.{key}={y(value)}", sets=[f"model.1={layer}"])
-for name, cls in F.optimizers().items():
+for name, cls in F.OPTIMIZERS.items():
     for key, (_, check) in settings(cls).items():
         for label, values in (("wrong type", wrong_types(check)),
                               ("out of range", out_of_range(check))):
@@ -280,7 +280,7 @@ for path in ("", "data.", "data.synthetic.", "schedule.", "training.", "logging.
              "sweep."):
     for key in ("typo", "nmae", "Epochs", "LR"):
         case("unknown key", f"{path}{key}", sets=[f"{path}{key}=1"])
-for kind in F.layers():
+for kind in F.LAYERS:
     case("unknown key", f"{kind}.bogus", sets=[f"model.1={{{kind}: {{bogus: 1}}}}"])
 case("unknown key", "sgd.momentum", sets=["optimizer={name: sgd, momentum: 0.9}"])
 case("unknown key", "sweep.with-never", TINY + "sweep: {grid: {training.seed: [1, 2]}, "

@@ -271,7 +271,7 @@ def test_conv_init_uses_fan_in_of_channels_times_kernel_area(init, std):
 
 
 def test_settings_and_config_names():
-    assert F.layers()["conv2d"] is F.Conv2D and F.layers()["maxpool2d"] is F.MaxPool2D
+    assert F.LAYERS["conv2d"] is F.Conv2D and F.LAYERS["maxpool2d"] is F.MaxPool2D
     assert F.Conv2D.from_input["in_channels"]((3, 28, 28)) == 3
     with pytest.raises(ValueError, match="Conv2D: padding"):
         F.Conv2D(1, 2, 3, padding=-1)

@@ -65,7 +65,8 @@ def one_call(layer, shape, train, seed):
 
 
 def test_every_registered_layer_has_a_case():
-    assert set(F.layers()) <= {kind for kind, *_ in CASES}
+    ours = {kind for kind, cls in F.LAYERS.items() if cls.__module__.startswith("framework.")}
+    assert ours <= {kind for kind, *_ in CASES}
 
 
 @pytest.mark.parametrize("kind, make, shape, train", CASES, ids=IDS)

@@ -1,0 +1,52 @@
+"""A user's own layer and optimizer, in a module of theirs outside framework/: registered by their
+decorators, then named in configs and rebuilt by load_model like the framework's own
+(test_registry.py)."""
+import math
+
+import numpy as np
+
+import framework as F
+from framework.checks import Integer, Real, checked
+
+
+@F.register_layer
+class Offset(F.Layer):
+    """y = x + b, with b (features,) learned and starting at `start`;  dx = dy,
+    db = dy.sum(axis=0). Shapes: x and y (N, features)."""
+
+    bias = "b"
+    from_input = {"features": math.prod}
+    forwarded = None
+
+    @checked
+    def __init__(self, features: Integer(1), start: Real() = 0.0, dtype=np.float32, name=None):
+        self.features, self.start = features, start
+        self.b = F.Parameter(np.full(features, start, dtype), "b")
+        self.name = name
+
+    def parameters(self):
+        return [self.b]
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def forward(self, x, train=False):
+        self.forwarded = True
+        return x.reshape(len(x), -1) + self.b.data
+
+    def backward(self, dy, need_dx=True):
+        self.needs(self.forwarded)
+        self.b.grad = F.sum_to(dy, self.b.data.shape)
+        return dy if need_dx else None
+
+
+@F.register_optimizer
+class SignSGD(F.Optimizer):
+    """w <- w - lr * sign(g)."""
+
+    @checked
+    def __init__(self, params, lr: Real(0, low_open=True) = 1e-3):
+        super().__init__(params, lr)
+
+    def update(self, i, p, g):
+        p.data -= np.multiply(np.sign(g, out=self.scratch(i)), self.lr, out=self.scratch(i))
