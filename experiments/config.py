@@ -206,16 +206,28 @@ class SweepSpec(Check):
 
 
 def catalogue():
-    """The layers and optimizers a config may name, each with its settings and defaults (for
-    --help)."""
-    def show(specs):
-        return ", ".join(f"{key}" if default is REQUIRED else f"{key}={default}"
-                         for key, (default, _) in specs.items()) or "no settings"
+    """The layers and optimizers a config may name, each setting with what it allows and its
+    default (for --help)."""
+    def show(name, specs):
+        if not specs:
+            return [f"  {name:<10} no settings"]
+        return [f"  {name if i == 0 else '':<10} {key}: {check.allowed} "
+                f"({'required' if default is REQUIRED else f'default {as_yaml(default)}'})"
+                for i, (key, (default, check)) in enumerate(specs.items())]
     lines = ["layers (model: list of these; input sizes come from the data):"]
-    lines += [f"  {kind:<10} {show(layer_settings(cls))}" for kind, cls in F.LAYERS.items()]
+    for kind, cls in F.LAYERS.items():
+        lines += show(kind, layer_settings(cls))
     lines.append("optimizers (optimizer.name, and its settings):")
-    lines += [f"  {name:<10} {show(settings(cls))}" for name, cls in F.OPTIMIZERS.items()]
+    for name, cls in F.OPTIMIZERS.items():
+        lines += show(name, settings(cls))
     return "\n".join(lines)
+
+
+def as_yaml(value):
+    """A default as a config would write it: null, true, 0.001."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
 
 
 # ---- every setting the framework's classes do not state, its default and its check

@@ -11,6 +11,7 @@ from test_train_cli import tiny_config
 from user_classes import Offset, SignSGD
 
 import framework as F
+from experiments import config as C
 from experiments.cli import main
 from framework.checks import (
     REQUIRED,
@@ -268,6 +269,19 @@ def test_help_lists_a_registered_layer_of_ones_own(capsys):
     assert main(["--help"]) == 0
     printed = capsys.readouterr().out
     assert "offset" in printed and "signsgd" in printed
+
+
+def test_help_shows_what_each_setting_allows(capsys):
+    assert main(["--help"]) == 0
+    printed = capsys.readouterr().out
+    for kind, cls in F.LAYERS.items():
+        for key, (_, check) in C.layer_settings(cls).items():
+            assert f"{key}: {check.allowed} (" in printed, (kind, key)
+    for name, cls in F.OPTIMIZERS.items():
+        for key, (_, check) in settings(cls).items():
+            assert f"{key}: {check.allowed} (" in printed, (name, key)
+    assert "stride: an integer ≥ 1, or a pair of them (height, width), or null (default null)" \
+        in printed
 
 
 # ---- the package's names
