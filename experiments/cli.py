@@ -38,9 +38,10 @@ examples:
 --set values are YAML: 0.01, 1e-3, true, null, [sgd, adam], {out: 64}. Every value is
 checked like the file: unknown keys, wrong types and out-of-range values are refused
 before any work starts. The run folder (default runs/<date>-<time>-<name>) gets
-config.yaml (resolved), log.txt, metrics.csv, steps.csv, bias_grads.csv, checkpoint.npz
-(every epoch), best.npz (best validation accuracy), summary.json, and with matplotlib
-curves.png and bias_grads.png (--eval adds confusion.png and mistakes.png). Configs name
+config.yaml (resolved), log.txt, metrics.csv, steps.csv, bias_grads.csv, bias_sum.npz,
+checkpoint.npz (every epoch), best.npz (best validation accuracy), summary.json, and with
+matplotlib curves.png, bias_grads.png and bias_sum.png (db as dY's column sums, drawn)
+(--eval adds confusion.png and mistakes.png). Configs name
 constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channels,
 kernel_size, padding (the layers list above).
 

@@ -1,8 +1,8 @@
 """A run's folder and its log: where everything a run writes goes.
 
 A run folder holds config.yaml (resolved), log.txt, metrics.csv, bias_grads.csv,
-checkpoint.npz (after every epoch), summary.json and, with matplotlib, curves.png and
-bias_grads.png.
+bias_sum.npz (dY at step 1), checkpoint.npz (after every epoch), summary.json and, with
+matplotlib, curves.png, bias_grads.png and bias_sum.png.
 """
 import os
 import sys
@@ -21,7 +21,8 @@ except ImportError:  # Windows: no advisory locks; one writer per folder is then
     fcntl = None
 
 RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.csv",
-             "checkpoint.npz", "best.npz", "summary.json", "curves.png", "bias_grads.png",
+             "bias_sum.npz", "checkpoint.npz", "best.npz", "summary.json", "curves.png",
+             "bias_grads.png", "bias_sum.png",
              "confusion.png", "mistakes.png", "comparison.csv", "comparison.png", ".lock")
 
 

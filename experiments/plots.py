@@ -2,6 +2,8 @@
 optional."""
 import pandas as pd
 
+from .bias_sum import plot_bias_sum
+
 SHORT_RUN = 2  # epochs: a run this short is drawn per step, not per epoch
 
 
@@ -66,6 +68,9 @@ def plot_run(folder, history, config, log):
     if bias is not None:
         plot_bias(plt, folder, bias[bias["batch_size"] == config["data"]["batch_size"]])
         written.append(folder / "bias_grads.png")
+    picture = plot_bias_sum(plt, folder)
+    if picture is not None:
+        written.append(picture)
     log("plots: " + ", ".join(map(str, written)))
 
 

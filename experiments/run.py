@@ -13,6 +13,7 @@ import framework as F
 from framework.bias_log import BiasLines
 from framework.callbacks import epoch_line
 
+from .bias_sum import BiasSumSample
 from .build import build_training, load_data, parameter_count
 from .folder import Log, claim_run_folder, save_config
 from .plots import plot_run
@@ -227,6 +228,7 @@ def train(config, folder, log, resume, progress):
         *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
         F.LRSchedule(schedule),  # the learning rate's one owner: sets it before every step
         F.CheckFinite(),
+        BiasSumSample(folder),  # before BiasLog, whose float64 check runs forward again
         F.BiasLog(training["bias_every_epoch"], training["bias_every"],
                   log=BiasCSV(folder, log, config["logging"]["bias_lines"])),
         F.ProgressBar(progress, lines=False),
