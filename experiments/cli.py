@@ -74,6 +74,12 @@ def parser():
     p.add_argument("--data-dir", metavar="DIR",
                    help="where the dataset files are (or are downloaded to)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run (or sweep) in DIR")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="a sweep: run up to N runs at once, each in a worker process with its "
+                        "share of the cores (sweep.jobs; default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a sweep: send the runs to the Dask scheduler at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (sweep.scheduler; needs the cluster extra)")
     p.add_argument("--eval", metavar="RUN_DIR",
                    help="evaluate a run's best (else last) checkpoint on the test set, then exit")
     p.add_argument("--predict", nargs="+", metavar=("RUN_OR_CHECKPOINT", "IMAGE"),
@@ -214,6 +220,9 @@ def interrupted(e):
     else:
         what = (f"epoch {e.epoch} is the last completed one of sweep run {e.run}, saved in "
                 f"{checkpoint}")
+    if e.others:
+        what += (f"; sweep run{'s' if len(e.others) > 1 else ''} {', '.join(e.others)} stopped too,"
+                 " each at its last completed epoch (in its own folder)")
     return f"Interrupted: {what}. Continue the sweep (its finished runs are kept) with:{resume}"
 
 
@@ -264,18 +273,34 @@ def run(args, default_config, console, job):
     user, origins = user_config(source, args.overrides)
     if args.data_dir:
         user.setdefault("data", {})["dir"] = args.data_dir
+    for flag, key, value in (("--jobs", "jobs", args.jobs), ("--scheduler", "scheduler",
+                                                             args.scheduler)):
+        if value is not None:
+            if not isinstance(user.get("sweep"), dict):
+                raise ConfigError(f"{flag} {value}: says where the runs of a sweep run, and "
+                                  f"{source} is one run (it has no sweep:).")
+            user["sweep"][key] = value
+            origins.append((["sweep", key], f"{flag} {value}"))
     config = expand_paths(resolve(user, source, origins))
     note = "".join(f" --set {o}" for o in args.overrides)
     # where the config came from, for log.txt and config.yaml (kept as it is by a plain resume)
     origin = f"{source}{note}" if note or not resume else None
     if config["sweep"] is not None:
         runs = combinations(config, user, source)
-        check_before_work([(label, each) for label, _, each in runs], source)
+        check_before_work([(label, each) for label, _, each in runs], source,
+                          at_once=1 if config["sweep"]["scheduler"] else config["sweep"]["jobs"])
         if resume:
             job.take(folder, lock(folder), created=False)
         else:
             folder = new_folder(args.out, config, source, job, sweep=True)
-        run_sweep(config, user, folder, source, runs, origin, console, resume)
+        table = run_sweep(config, user, folder, source, runs, origin, console, resume)
+        failed = table[table["status"] == "failed"]
+        if len(failed):
+            fail(f"{len(failed)} of {len(table)} runs failed: "
+                 + "; ".join(f"{row['run']}: {row['error']}" for _, row in failed.iterrows())
+                 + ". The others are done (comparison.csv). Once the cause is fixed, run what "
+                   f"failed again with:\n    python train.py --resume {folder}")
+            return 2
         return 0
 
     check_before_work([(None, config)], source)

@@ -166,12 +166,20 @@ class OptimizerSection(Check):
 MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer than a whole sweep
 
 
+MAX_JOBS = 256  # runs at once: beyond what one machine's cores (or a sweep's runs) can use
+
+
 class SweepSpec(Check):
-    """null, or `grid:` (key path -> list of values) and optionally `with:` ("key.path=value" ->
-    settings)."""
+    """null, or `grid:` (key path -> list of values), optionally `with:` ("key.path=value" ->
+    settings), and where the runs run: `jobs:` (at once on this machine) or `scheduler:` (a Dask
+    scheduler's address)."""
 
     allowed = ("null, or a mapping with `grid:` (key path -> list of values) and optionally "
-               "`with:` (\"key.path=value\" -> settings that go with that value)")
+               "`with:` (\"key.path=value\" -> settings that go with that value), `jobs:` and "
+               "`scheduler:`")
+    KEYS = {"grid": None, "with": None,
+            "jobs": (1, Integer(1, MAX_JOBS)),  # runs at once, each in a worker process of its own
+            "scheduler": (None, Optional(Text()))}  # a Dask scheduler's address: runs go there
 
     def __call__(self, value):
         if value is None:
@@ -179,9 +187,9 @@ class SweepSpec(Check):
         if not isinstance(value, dict):
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
         for key in value:
-            if key not in ("grid", "with"):
-                raise Invalid(f"unknown key '{key}'{close_match(key, ['grid', 'with'])}; allowed: "
-                              "grid, with", (key,))
+            if key not in self.KEYS:
+                raise Invalid(f"unknown key '{key}'{close_match(key, self.KEYS)}; allowed: "
+                              f"{', '.join(self.KEYS)}", (key,))
         grid, extra = value.get("grid"), value.get("with") or {}
         if not isinstance(grid, dict) or not grid:
             raise Invalid("a sweep needs `grid:` mapping key paths to lists of values, e.g. "
@@ -202,7 +210,9 @@ class SweepSpec(Check):
             if not isinstance(key, str) or "=" not in key or not isinstance(more, dict):
                 raise Invalid("expected entries like "
                               '`"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
-        return {"grid": grid, "with": extra}
+        where = {key: spec for key, spec in self.KEYS.items() if spec is not None}
+        return {"grid": grid, "with": extra,
+                **resolve_section({key: value[key] for key in where if key in value}, where)}
 
 
 def catalogue():

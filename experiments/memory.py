@@ -76,20 +76,29 @@ def size(n):
     return f"{n / GB:.1f} GB" if n < 10**18 * GB else f"10^{len(str(n // GB)) - 1} GB"
 
 
-def check_fits(needed, what):
+SMALLER = "a smaller data.batch_size, data.subset, synthetic size or model"
+
+
+def check_fits(needed, what, remedy=SMALLER):
     """Refuses (ConfigError) an estimate beyond the memory available now."""
     available = available_bytes()
     if available is not None and needed > available:
         raise ConfigError(f"{what} needs about {size(needed)} of memory, but this machine has "
-                          f"{size(available)} available; use a smaller data.batch_size, "
-                          "data.subset, synthetic size or model.")
+                          f"{size(available)} available; use {remedy}.")
 
 
-def check_before_work(runs, source):
+def check_before_work(runs, source, at_once=1):
     """Every run's layers and memory estimate, checked before any folder or data: runs is
-    [(sweep label or None, resolved config)]."""
+    [(sweep label or None, resolved config)], of which up to `at_once` run at the same time
+    (on this machine: a cluster's workers have their own memory)."""
+    needs = []
     for label, config in runs:
         what = f"sweep run {label}" if label else "this config"
         check_fits(config_bytes(config), what)  # rough, from the config alone: before any weights
         model = checked_model(config, f"{source}, sweep run {label}" if label else source)
-        check_fits(model_bytes(config, model), what)
+        needs.append(model_bytes(config, model))
+        check_fits(needs[-1], what)
+    at_once = min(at_once, len(needs))
+    if at_once > 1:
+        check_fits(sum(sorted(needs)[-at_once:]), f"{at_once} runs at once (the largest ones "
+                   "together)", f"fewer at once (--jobs, sweep.jobs), or {SMALLER}")

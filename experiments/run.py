@@ -19,6 +19,7 @@ from .folder import Log, claim_run_folder, save_config
 from .plots import plot_run
 from .resume import restore, trim_csv
 from .summary import summarize, write_summary
+from .workers import BLAS_VARIABLES
 from .yamlfile import dump
 
 METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -33,13 +34,15 @@ class Interrupted(Exception):
 
     complete: training had finished and only `unwritten` (summary, plots) was left to write.
     resume: the folder `--resume` continues (a sweep's, when `folder` is one of its runs);
-    run: which sweep run, as the message names it (None for a run of its own).
+    run: which sweep run, as the message names it (None for a run of its own); others: which
+    other runs of the sweep were stopped too.
     """
 
-    def __init__(self, folder, epoch, complete=False, unwritten="", resume=None, run=None):
+    def __init__(self, folder, epoch, complete=False, unwritten="", resume=None, run=None,
+                 others=()):
         super().__init__(f"interrupted after epoch {epoch}")
         self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
-        self.resume, self.run = resume if resume is not None else folder, run
+        self.resume, self.run, self.others = resume if resume is not None else folder, run, others
 
 
 class BiasCSV:
@@ -102,6 +105,28 @@ class MetricsCSV(F.Callback):
         table.to_csv(self.path, index=False)
 
 
+class StopFile(F.Callback):
+    """Ends the run as Ctrl-C does (KeyboardInterrupt: the last completed epoch is saved) once
+    the file `path` exists, looked for at most every half second; how a sweep stops its runs in
+    worker processes and on other machines."""
+
+    def __init__(self, path):
+        self.path, self.next_look = path, 0.0
+
+    def on_fit_start(self, state):
+        self.look()
+
+    def on_step_end(self, state):
+        self.look()
+
+    def look(self):
+        now = time.monotonic()
+        if now >= self.next_look:
+            self.next_look = now + 0.5
+            if os.path.exists(self.path):
+                raise KeyboardInterrupt
+
+
 class EpochLog(F.Callback):
     """Logs one line per epoch (after the first, a note on why train and val differ: what the
     model does differently while training is named only when the model has it)."""
@@ -126,19 +151,21 @@ class EpochLog(F.Callback):
 
 
 def blas_line():
-    """numpy's version and the BLAS it was built with, and OPENBLAS_CORETYPE when the user set
-    it."""
+    """numpy's version and the BLAS it was built with, and what the environment tells BLAS:
+    OPENBLAS_CORETYPE (only ever the user's) and the thread counts (the user's, or those a
+    sweep's worker set for itself)."""
     line = f"numpy {np.__version__}"
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         line += f", BLAS {blas['name']} {blas.get('version', '')}".rstrip()
     except (TypeError, KeyError):  # numpy before 1.26 has no mode="dicts"
         pass
-    coretype = os.environ.get("OPENBLAS_CORETYPE")
-    return line + (f" (OPENBLAS_CORETYPE={coretype}, from your environment)" if coretype else "")
+    settings = [f"{key}={os.environ[key]}" for key in ("OPENBLAS_CORETYPE", *BLAS_VARIABLES)
+                if key in os.environ]
+    return line + (f" ({', '.join(settings)})" if settings else "")
 
 
-def run_one(config, folder, resume=False, origin=None, console="off"):
+def run_one(config, folder, resume=False, origin=None, console="off", stop=None):
     """Runs one experiment (or, with resume, continues it) in `folder`; returns its summary.
 
     A run is a job: it takes and returns plain data, so it runs the same in this process, in a
@@ -150,7 +177,8 @@ def run_one(config, folder, resume=False, origin=None, console="off"):
     origin: where the config came from (a file, --set overrides), logged and written on
     config.yaml's first line (None on a resume that changes nothing: config.yaml stays as it
     is). console: "off" (a sweep's run: log.txt
-    only), "quiet", "normal" or "verbose" (the config too).
+    only), "quiet", "normal" or "verbose" (the config too). stop: a file whose appearance ends
+    the run as Ctrl-C does (how a sweep stops runs in other processes and on other machines).
     """
     folder = Path(folder)
     handle = claim_run_folder(folder, resume)
@@ -164,7 +192,7 @@ def run_one(config, folder, resume=False, origin=None, console="off"):
                                         f"{origin}")
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
         summary = train(config, folder, log, resume, progress=config["logging"]["progress"]
-                        if console != "off" else False)
+                        if console != "off" else False, stop=stop)
         if summary["status"] == "diverged":
             log(f"diverged: {summary['error']}", screen=False)  # the caller says what to do
         else:
@@ -191,7 +219,7 @@ def result_line(summary):
     return f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)"
 
 
-def train(config, folder, log, resume, progress):
+def train(config, folder, log, resume, progress, stop):
     """The run itself: data, the run's objects, fit with the callbacks that write the folder's
     files, the summary."""
     started = time.perf_counter()
@@ -240,6 +268,7 @@ def train(config, folder, log, resume, progress):
         EpochLog(log),
         *([early] if early else []),
         *([F.StopAfter(max_steps)] if max_steps else []),
+        *([StopFile(stop)] if stop else []),
     ]
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.

@@ -8,17 +8,18 @@ ranked.
         optimizer.name=adam: {optimizer.lr: 0.001}
 """
 import copy
-import gc
 import itertools
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 
 from .config import ConfigError, dump, key_path, parse_yaml, resolve, set_path
 from .folder import Log, save_config
 from .plots import plot_comparison
-from .run import Interrupted, blas_line, run_one
+from .run import Interrupted, blas_line
+from .workers import STOP_FILE, executor_for, run_all
 
 
 def combinations(config, user, source):
@@ -117,7 +118,7 @@ def run_sweep(config, user, folder, source, runs, origin, console, resume=False)
             save_config(user, folder, f"sweep config {origin}{', resumed' if resume else ''}, "
                                       "as given")
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
-        table = sweep_runs(config, folder, source, runs, console, resume, log)
+        table = sweep_runs(config, folder, source, runs, resume, log)
         top = table.iloc[0]
         log(f"sweep done: {len(table)} runs, best {top['run']}; table in "
             f"{folder / 'comparison.csv'}", always=True)
@@ -129,37 +130,49 @@ def run_sweep(config, user, folder, source, runs, origin, console, resume=False)
         log.close()
 
 
-def sweep_runs(config, folder, source, runs, console, resume, log):
-    """The runs one after another, then the table."""
+def sweep_runs(config, folder, source, runs, resume, log):
+    """Every run not yet done, each a job on the configured executor (at most sweep.jobs at
+    once), then the table. A run that diverges or fails is a row with its reason; Ctrl-C stops
+    every run (each saves its last completed epoch) and raises Interrupted."""
     log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
     names = folder_names([label for label, _, _ in runs])
     differing = settings_that_differ([run_config for _, _, run_config in runs])
     differing_keys = list(differing[0])
-    rows = []
+    stop = folder / STOP_FILE
+    stop.unlink(missing_ok=True)  # a stop asked of an earlier session of this sweep
+    summaries, jobs = {}, []
     for i, ((label, _chosen, run_config), name) in enumerate(zip(runs, names), 1):
         sub = folder / name
-        log(f"\n=== sweep run {i}/{len(runs)}: {label}  ({sub})")
         done = read_summary(sub) if resume else None
         if done is not None:
-            summary = done
-            log(f"already done: {summary['status']}")
+            summaries[i] = done
+            log(f"sweep run {i}/{len(runs)}: {label}: already done: {done['status']}")
         else:
-            which = f"{i}/{len(runs)} ({label})"
-            try:
-                summary = run_one(run_config, sub, (sub / "checkpoint.npz").exists(),
-                                  f"sweep run {label} of {source}", console)
-            except Interrupted as e:  # the checkpoint is the run's, --resume is the sweep's
-                raise Interrupted(sub, e.epoch, e.complete, e.unwritten, resume=folder,
-                                  run=which) from None
-            except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
-                raise Interrupted(sub, None, resume=folder, run=which) from None
-            if summary["status"] == "diverged":
-                log(f"diverged: {summary['error']}; the sweep goes on")
-            # matplotlib's mathtext parser (pyparsing) leaves exception-traceback cycles whose
-            # frames hold the finished run's data and model until a collection: collect before
-            # the next run loads its own, or the runs' memory stacks up.
-            gc.collect()
-        rows.append({"run": label, **differing[i - 1], **summary, "folder": sub.name})
+            jobs.append({"index": i, "which": f"{i}/{len(runs)} ({label})", "config": run_config,
+                         "folder": str(sub), "origin": f"sweep run {label} of {source}",
+                         "stop": str(stop)})
+
+    def started(job):
+        log(f"\n=== sweep run {job['which']}  ({job['folder']})")
+
+    def finished(job, summary):
+        summaries[job["index"]] = summary
+        if summary["status"] in ("diverged", "failed"):
+            log(f"{summary['status']}: {summary['error']}; the sweep goes on")
+
+    executor = executor_for(config["sweep"], log)
+    try:
+        run_all(executor, jobs, started, finished, stop)
+    finally:
+        executor.close()
+        stop.unlink(missing_ok=True)
+    stopped = [job for job in jobs if job["index"] in summaries
+               and summaries[job["index"]]["status"] == "interrupted"]
+    if stopped or len(summaries) < len(runs):
+        raise interrupted(stopped or [job for job in jobs if job["index"] not in summaries],
+                          summaries, folder)
+    rows = [{"run": label, **differing[i - 1], **summaries[i], "folder": name}
+            for i, ((label, _, _), name) in enumerate(zip(runs, names), 1)]
     try:
         table = rank(rows)
         table.to_csv(folder / "comparison.csv", index=False)
@@ -172,6 +185,17 @@ def sweep_runs(config, folder, source, runs, console, resume, log):
         raise Interrupted(folder, None, complete=True, unwritten="comparison.csv or comparison.png "
                           "may be") from None
     return table
+
+
+def interrupted(stopped, summaries, folder):
+    """The Interrupted of a sweep whose runs `stopped` were stopped by Ctrl-C (or, when none had
+    started, the runs left): the first one's checkpoint is named, then the others."""
+    first = stopped[0]
+    summary = summaries.get(first["index"], {})
+    return Interrupted(Path(first["folder"]), summary.get("last_good_epoch"),
+                       complete=bool(summary.get("unwritten")), unwritten=summary.get("unwritten"),
+                       resume=folder, run=first["which"],
+                       others=[job["which"] for job in stopped[1:]])
 
 
 def flatten(config, prefix=""):
@@ -225,4 +249,4 @@ def rank(rows):
     key = "best_val_accuracy" if table["best_val_accuracy"].notna().any() else "test_accuracy"
     table = table.sort_values(key, ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
-    return table.drop(columns=["error", "last_good_epoch"], errors="ignore")
+    return table.drop(columns=["last_good_epoch", "unwritten"], errors="ignore")

@@ -97,7 +97,8 @@ def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):
     assert (out / "comparison.csv").read_text() == before
 
 
-def test_a_sweep_that_fails_after_a_run_keeps_its_folder(tmp_path, monkeypatch, capsys):
+def test_a_failing_run_does_not_stop_the_others_and_is_run_again_by_resume(tmp_path, monkeypatch,
+                                                                            capsys):
     runs = []
 
     def second_run_fills_the_disk(config, folder, *args, **kwargs):
@@ -106,11 +107,20 @@ def test_a_sweep_that_fails_after_a_run_keeps_its_folder(tmp_path, monkeypatch, 
             raise OSError(errno.ENOSPC, "No space left on device", str(folder / "metrics.csv"))
         return run_one(config, folder, *args, **kwargs)
 
-    monkeypatch.setattr("experiments.sweep.run_one", second_run_fills_the_disk)
+    monkeypatch.setattr("experiments.run.run_one", second_run_fills_the_disk)
     out = tmp_path / "out"
     assert main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"]) == 2
-    assert (runs[0] / "checkpoint.npz").exists()  # the finished run is kept, and can be resumed
-    assert f"--resume {out}" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 of 4 runs failed: optimizer.name=sgd,training.seed=1: No space left" in err
+    assert err.endswith(f"python train.py --resume {out}")
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table["status"]) == ["finished", "finished", "finished", "failed"]
+    assert table["error"].iloc[3] == f"No space left on device: {runs[1] / 'metrics.csv'}"
+    monkeypatch.undo()
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table["status"]) == ["finished"] * 4
+    assert (out / "log.txt").read_text().count("already done") == 3
 
 
 def test_ctrl_c_in_a_sweep_names_the_runs_checkpoint_and_resumes_the_sweep(tmp_path, capsys,

@@ -1,0 +1,193 @@
+"""Where a sweep's runs run: here, one after another (--jobs 1); in worker processes on this
+machine, up to N at once (--jobs N); or on the workers of a Dask cluster (--scheduler ADDRESS).
+
+Each run is one job, run_job(job) -> its summary, with plain data in and out, so every place
+runs it the same way. This module imports nothing heavy at the top: a worker process imports
+it first and sets its BLAS thread count before numpy loads.
+"""
+import os
+import signal
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+
+# What BLAS libraries read for their thread count when they load (OpenBLAS, an OpenMP build,
+# MKL): a worker sets them in its own environment; a user's own setting is kept everywhere.
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+STOP_FILE = ".stop"  # in a sweep's folder: each run there ends at its next step (Ctrl-C)
+
+
+def cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def users_blas_threads():
+    """{variable: value} of the BLAS thread settings in the user's environment."""
+    return {key: os.environ[key] for key in BLAS_VARIABLES if key in os.environ}
+
+
+def blas_plan(jobs):
+    """(threads per run to set in each worker, or None to leave the environment as it is; a
+    sentence saying which for the sweep's log)."""
+    given = users_blas_threads()
+    if given:
+        settings = ", ".join(f"{key}={value}" for key, value in given.items())
+        return None, f"BLAS threads: {settings}, from your environment (kept in every worker)"
+    if jobs == 1:
+        return None, f"BLAS threads: the library's default ({cores()} cores)"
+    threads = max(1, cores() // jobs)
+    return threads, (f"BLAS threads: {threads} per run ({jobs} runs at once on {cores()} cores; "
+                     f"each worker sets {'/'.join(BLAS_VARIABLES)} for itself)")
+
+
+def start_worker(threads):
+    """The first thing a worker process runs, before numpy is imported there: its BLAS thread
+    count (unless the user set one), and Ctrl-C left to the sweep, which asks each run to stop
+    through the stop file, so that a run is never cut in the middle of a write."""
+    if threads is not None and not users_blas_threads():
+        for key in BLAS_VARIABLES:
+            os.environ[key] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_job(job):
+    """One sweep run, wherever it runs: continued from its checkpoint when it has one; returns
+    its summary, or for a run that could not finish one with status "failed" or "interrupted"
+    and the reason."""
+    from .run import Interrupted, run_one  # numpy loads here: after start_worker in a worker
+    from .summary import summarize
+
+    folder = Path(job["folder"])
+    try:
+        return run_one(job["config"], folder, (folder / "checkpoint.npz").exists(), job["origin"],
+                       stop=job["stop"])
+    except Interrupted as e:
+        return {**summarize([], "interrupted"), "last_good_epoch": e.epoch,
+                "unwritten": e.unwritten if e.complete else None}
+    except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
+        return {**summarize([], "interrupted"), "last_good_epoch": None, "unwritten": None}
+    except Exception as e:  # noqa: BLE001 - a failed run is a result; the sweep goes on
+        return {**summarize([], "failed"), "error": error_message(e, folder)}
+
+
+def error_message(error, folder):
+    """What stopped a run, in one paragraph; an unexpected error (a bug) also leaves its
+    traceback in the run's log.txt."""
+    from datasets import DownloadError, IDXError
+
+    from .yamlfile import ConfigError
+    if isinstance(error, ConfigError):
+        return str(error)
+    if isinstance(error, (DownloadError, IDXError)):
+        return f"cannot get the data: {error}"
+    if isinstance(error, MemoryError):
+        return "out of memory: the run needed more than the machine could give"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
+    try:
+        with open(folder / "log.txt", "a", encoding="utf-8") as f:
+            traceback.print_exception(error, file=f)
+    except OSError:
+        pass
+    return f"{type(error).__name__}: {error} (a bug: the traceback is in its log.txt)"
+
+
+class Here:
+    """--jobs 1: each run in this process, one after another (submit runs it at once)."""
+
+    at_once = 1
+
+    def submit(self, fn, job):
+        future = Future()
+        future.set_result(fn(job))  # run_job returns whatever happened, Ctrl-C included
+        return future
+
+    def close(self):
+        pass
+
+
+class Processes:
+    """--jobs N: each run in a fresh worker process of its own, up to N at once.
+
+    A process per run gives each run's memory back to the system when it ends, and a worker
+    that dies (killed, out of memory) fails its own run only: a pool shared by several runs
+    breaks as a whole and takes the others with it. Workers are spawned, not forked, so numpy
+    loads in each after start_worker has set its thread count.
+    """
+
+    def __init__(self, jobs, threads):
+        self.at_once, self.threads = jobs, threads
+
+    def submit(self, fn, job):
+        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=start_worker,
+                                   initargs=(self.threads,))
+        future = pool.submit(fn, job)
+        pool.shutdown(wait=False)  # the pool ends with its one job
+        return future
+
+    def close(self):
+        pass
+
+
+def run_all(executor, jobs, on_start, on_done, stop_file):
+    """Runs every job on `executor`, at most executor.at_once at a time, in order; calls
+    on_start(job) and on_done(job, summary) as they go. Ctrl-C (here, or in a run of this
+    process) stops them all: the stop file asks every running run to end at its next step and
+    save, no new run starts, and every run is waited for. Returns the jobs never started."""
+    pending, running, stopping = list(jobs), {}, False
+    while running or (pending and not stopping):
+        try:
+            while pending and not stopping and len(running) < executor.at_once:
+                on_start(pending[0])
+                future = executor.submit(run_job, pending[0])
+                running[future] = pending.pop(0)
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            stopping = ask_to_stop(stop_file, stopping)
+            continue
+        for future in done:
+            job = running.pop(future)
+            summary = outcome(future)
+            stopping = stopping or summary["status"] == "interrupted"
+            if stopping:
+                ask_to_stop(stop_file, stopping)
+            on_done(job, summary)
+    return pending
+
+
+def ask_to_stop(stop_file, already):
+    """Writes the stop file (once); returns True."""
+    if not already:
+        Path(stop_file).touch()
+    return True
+
+
+def outcome(future):
+    """A finished job's summary; a worker that died without one fails its run, saying so."""
+    from .summary import summarize
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return {**summarize([], "failed"),
+                "error": "its worker process died (killed by a signal such as SIGKILL, or out "
+                         "of memory); --resume continues it from its last checkpoint"}
+    except Exception as e:  # noqa: BLE001 - e.g. a Dask worker lost with the run
+        return {**summarize([], "failed"), "error": f"{type(e).__name__}: {e}"}
+
+
+
+def executor_for(sweep, log):
+    """Where the runs of a sweep (its resolved `sweep:` settings) run: a Dask cluster when
+    sweep.scheduler names one, else here (jobs 1) or in worker processes."""
+    if sweep["scheduler"]:
+        from .cluster import Cluster  # distributed is an optional extra
+        return Cluster(sweep["scheduler"], log)
+    threads, note = blas_plan(sweep["jobs"])
+    log(note)
+    return Here() if sweep["jobs"] == 1 else Processes(sweep["jobs"], threads)
