@@ -6,7 +6,6 @@ schedule, evaluation of other splits, checkpoints, early stopping) is a callback
 import time
 
 import numpy as np
-import pandas as pd
 
 from .callbacks import CheckFinite, ProgressBar
 from .evaluation import evaluate
@@ -105,6 +104,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
             callback.on_epoch_end(state)
     for callback in callbacks:
         callback.on_fit_end(state)
+    import pandas as pd  # here: importing framework (and datasets, which uses it) must not load it
     return pd.DataFrame(state.history)
 
 
