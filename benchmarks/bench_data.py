@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from datasets import DATASETS
+from datasets import IDX_DATASETS
 from datasets.mnist import holds, local_folders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -56,7 +56,7 @@ def measure(root: str, mirror: Path) -> dict:
 def places() -> list[Path]:
     """Where the MNIST files are looked for without --mirror: where load_mnist finds them, then
     ../shared/data/mnist."""
-    return list(dict.fromkeys([*local_folders(DATASETS["mnist"]), SHARED]))
+    return list(dict.fromkeys([*local_folders(IDX_DATASETS["mnist"]), SHARED]))
 
 
 def main() -> None:
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     looked = [args.mirror] if args.mirror else places()
-    args.mirror = next((place for place in looked if holds(place, DATASETS["mnist"])), None)
+    args.mirror = next((place for place in looked if holds(place, IDX_DATASETS["mnist"])), None)
     if args.mirror is None:
         parser.error(f"no MNIST files (all four .gz at their published sizes) in "
                      f"{', '.join(map(str, looked))}; run `python train.py` once to download "

@@ -42,7 +42,10 @@ data:
   dataset: synthetic
   validation: 500
   batch_size: 50
-  synthetic: {train: 8000, test: 500, features: 64, classes: 4}
+  train: 8000
+  test: 500
+  features: 64
+  classes: 4
 model: [{affine: {out: 64}}, relu, {dropout: {p: 0.1}}, {affine: {out: 32}}, relu,
         {affine: {out: 4}}]
 optimizer: {name: adam, lr: 0.003}

@@ -1,4 +1,4 @@
-"""MNIST-style datasets: a table of where to get them, and ``load_mnist``.
+"""MNIST-style datasets: a table of where to get them, ``load_mnist``, and their entries.
 
 Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
 
@@ -8,21 +8,22 @@ Environment variables (for MNIST; Fashion-MNIST uses the FASHION_MNIST_ prefix):
   an http(s) base URL, a file:// URL or a local folder holding the ``.gz`` files.
 """
 
-from __future__ import annotations
-
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from datasets import cache
 from datasets.download import RetryPolicy, fetch, local_folder
+from datasets.entry import Dataset, register
 from datasets.idx import IDXError, read_idx
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
+from framework.checks import Optional, Text, TextList, checked
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class IDXDataset:
     num_classes: int = 10
 
 
-DATASETS = {
+IDX_DATASETS = {
     "mnist": IDXDataset(
         name="mnist",
         files={
@@ -137,7 +138,7 @@ def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatte
                dtype=np.float32, download: bool = True,
                mirrors: str | Sequence[str] | None = None, progress: ProgressArg = None,
                name: str = "mnist", policy: RetryPolicy | None = None):
-    """Load MNIST (or another ``DATASETS`` entry) as ``((x_train, t_train), (x_test, t_test))``.
+    """Load MNIST (or another ``IDX_DATASETS`` entry) as ``((x_train, t_train), (x_test, t_test))``.
 
     Images are ``(N, 784)``, or ``(N, 1, 28, 28)`` when ``flatten=False``; scaled to
     [0, 1] in ``dtype`` when ``normalize`` else uint8 0-255. Labels are int64, or
@@ -149,9 +150,9 @@ def load_mnist(root: str | Path | None = None, *, normalize: bool = True, flatte
     slow mirror. Raises DownloadError when a file cannot be had.
     """
     one_hot = _one_hot_option(one_hot, one_hot_label)
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    dataset = DATASETS[name]
+    if name not in IDX_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(IDX_DATASETS)}")
+    dataset = IDX_DATASETS[name]
     root = Path(root).expanduser() if root is not None else default_root(dataset)
     mirror_list = resolve_mirrors(dataset, mirrors) if download else []
     hint = "" if download else "Nothing was downloaded because download=False.\n"
@@ -241,3 +242,55 @@ def _manual_hint(dataset: IDXDataset, root: Path) -> str:
             f"or set {dataset.env_prefix}_MIRRORS to a comma-separated list of web addresses "
             f"or folders that hold them (set {dataset.env_prefix}_DIR to use another data "
             f"folder).")
+
+
+class IDXImages(Dataset):
+    """Grey images in MNIST's format, downloaded and verified (the base of the entries below)."""
+
+    locations = ("dir", "mirrors")
+    files: ClassVar[str]  # its IDX_DATASETS key
+
+    @checked
+    def __init__(self, dir: Optional(Text()) = None, mirrors: Optional(TextList()) = None):
+        self.dir, self.mirrors = dir, mirrors
+        table = IDX_DATASETS[self.files]
+        self.example_shape = (1, *table.image_shape)
+        self.classes = table.num_classes
+        self.sizes = {"train": table.n_train, "test": table.n_test}
+        self.dtype = np.dtype(np.uint8)
+
+    @classmethod
+    def about(cls):
+        table = IDX_DATASETS[cls.files]
+        return (f"{super().about()}; files in dir, else ${table.env_prefix}_DIR, else "
+                f"~/.cache/npdl/{table.name}; downloaded from mirrors, else "
+                f"${table.env_prefix}_MIRRORS, else the built-in ones")
+
+    def load(self, rng, progress=None, log=print):
+        table = IDX_DATASETS[self.files]
+        root = Path(self.dir).expanduser() if self.dir else default_root(table)
+        missing = [spec for spec in table.files.values() if not (root / spec.name).exists()]
+        if missing:
+            size = sum(spec.size for spec in missing) / 1e6
+            log(f"data: downloading {table.name} ({size:.0f} MB, {len(missing)} files) "
+                f"into {root}")
+        # uint8 as stored: train.py splits them, then scales each split once (splitting float32
+        # images would hold two copies of the training set at once).
+        loaded = load_mnist(root, mirrors=self.mirrors, progress=progress, name=self.files,
+                            normalize=False, flatten=False)
+        log(f"data: {table.name} from {root} (verified; parsed arrays cached there)")
+        return loaded
+
+
+@register
+class MNIST(IDXImages):
+    """Handwritten digits: 28x28 grey images, 10 classes, 60,000 training and 10,000 test"""
+
+    files = "mnist"
+
+
+@register
+class Fashion(IDXImages):
+    """Fashion-MNIST, clothes: 28x28 grey images, 10 classes, 60,000 training and 10,000 test"""
+
+    files = "fashion"

@@ -5,14 +5,13 @@ subset, weights, then training), so a seed fixes the whole run.
 """
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 import framework as F
-from datasets import DATASETS, default_root, load_mnist, split_validation
+from datasets import split_validation
 
-from .config import ConfigError, example_shape, layer_kind
+from .config import ConfigError, dataset, layer_kind
 
 
 @dataclass
@@ -25,48 +24,21 @@ class Data:
 
 
 def load_data(config, rng, progress=None, log=print):
-    """The configured dataset, split into train / validation (and subset), as float32 images of
-    shape (N, 1, 28, 28): the first layer takes what it needs (Affine flattens them itself)."""
+    """The configured dataset, split into train / validation (and subset), as the model gets it
+    (float32; images (N, C, H, W): the first layer takes what it needs, Affine flattens them
+    itself). test is None for a dataset without a test set."""
     data = config["data"]
-    if data["dataset"] == "synthetic":
-        train, test = synthetic(data["synthetic"], rng)
-        log(f"data: synthetic blobs, {data['synthetic']['classes']} classes")
-    else:
-        dataset = DATASETS[data["dataset"]]
-        root = Path(data["dir"]).expanduser() if data["dir"] else default_root(dataset)
-        missing = [spec for spec in dataset.files.values() if not (root / spec.name).exists()]
-        if missing:
-            size = sum(spec.size for spec in missing) / 1e6
-            log(f"data: downloading {dataset.name} ({size:.0f} MB, {len(missing)} files) "
-                f"into {root}")
-        # Split the uint8 images and scale each split once: splitting float32 images would
-        # hold two copies of the training set at once (figures in benchmarks/README.md).
-        train, test = load_mnist(root, mirrors=data["mirrors"], progress=progress,
-                                 name=data["dataset"], normalize=False, flatten=False)
-        log(f"data: {dataset.name} from {root} (verified; parsed arrays cached there)")
+    entry = dataset(data)
+    train, test = entry.load(rng, progress=progress, log=log)
     val = None
     if data["validation"]:
         train, val = split_validation(*train, data["validation"], seed=rng)
     if data["subset"] is not None and data["subset"] < len(train[0]):
         _, train = split_validation(*train, data["subset"], seed=rng)
-    return Data(*(scaled(split) for split in (train, val, test)))
-
-
-def scaled(split):
-    """(x, t) with uint8 images scaled to float32 in [0, 1]; float data and None pass through."""
-    if split is None or split[0].dtype != np.uint8:
-        return split
-    x, t = split
-    return np.divide(x, 255, dtype=np.float32), t
-
-
-def synthetic(spec, rng):
-    """Gaussian blobs: one random centre per class, unit noise around it. For tests and demos."""
-    n_train, n = spec["train"], spec["train"] + spec["test"]
-    centres = 2 * rng.standard_normal((spec["classes"], spec["features"]), dtype=np.float32)
-    t = rng.integers(spec["classes"], size=n)
-    x = centres[t] + rng.standard_normal((n, spec["features"]), dtype=np.float32)
-    return (x[:n_train], t[:n_train]), (x[n_train:], t[n_train:])
+    # Split as loaded, then convert each split once: splitting float32 copies of uint8 images
+    # would hold two copies of the training set at once (figures in benchmarks/README.md).
+    return Data(*(None if split is None else (entry.model_input(split[0]), split[1])
+                  for split in (train, val, test)))
 
 
 def build_model(config, input_shape, rng):
@@ -95,7 +67,8 @@ def checked_model(config, source):
     """The model, made once on a generator of its own before any folder or data: a layer that
     does not fit is refused there, and its shapes give the exact memory estimate."""
     try:
-        return build_model(config, example_shape(config["data"]), np.random.default_rng(0))
+        return build_model(config, dataset(config["data"]).example_shape,
+                           np.random.default_rng(0))
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}.") from None
 

@@ -45,9 +45,8 @@ matplotlib curves.png, bias_grads.png and bias_sum.png (db as dY's column sums, 
 constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channels,
 kernel_size, padding (the layers list above).
 
-data: files are looked for in --data-dir (else data.dir, $MNIST_DIR, ~/.cache/npdl/mnist)
-and downloaded from data.mirrors, else $MNIST_MIRRORS (comma-separated URLs or folders),
-else the built-in mirrors.
+data: the datasets above say where they find their files; --data-dir DIR is data.dir, the
+folder of a dataset that downloads them (mirrors: comma-separated URLs or folders).
 
 exit codes: 0 done; 2 a mistake in the command, the config, the data or the run folder
 (message on stderr); 3 the loss, a gradient or the learning rate became NaN/inf (the last
@@ -273,6 +272,7 @@ def run(args, default_config, console, job):
     user, origins = user_config(source, args.overrides)
     if args.data_dir:
         user.setdefault("data", {})["dir"] = args.data_dir
+        origins.append((["data", "dir"], f"--data-dir {args.data_dir}"))
     for flag, key, value in (("--jobs", "jobs", args.jobs), ("--scheduler", "scheduler",
                                                              args.scheduler)):
         if value is not None:

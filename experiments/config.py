@@ -9,10 +9,11 @@ or --set), the key path and what is allowed.
 """
 import copy
 import os
-import unicodedata
+import textwrap
 
 import framework as F
 from datasets import DATASETS
+from datasets.entry import DEFAULT
 from framework.checks import (
     REQUIRED,
     Check,
@@ -22,6 +23,7 @@ from framework.checks import (
     OneOf,
     Optional,
     Real,
+    Text,
     close_match,
     describe,
     settings,
@@ -34,22 +36,6 @@ __all__ = ["ConfigError", "dump", "load", "resolve", "user_config", "SCHEMA"]
 
 # ---- checks the config needs besides the framework's
 
-class Text(Check):
-    """A non-empty text without control characters (names and paths), in UTF-8."""
-
-    allowed = "a text"
-
-    def __call__(self, value):
-        if not isinstance(value, str) or not value:
-            raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
-        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
-        if bad is not None:
-            what = (f"the control character {bad!r}" if unicodedata.category(bad) == "Cc"
-                    else f"{bad!r}, a lone surrogate that UTF-8 cannot encode")
-            raise Invalid(f"the text {value!r} holds {what}; names and paths cannot")
-        return value
-
-
 class Name(Text):
     """A run's name: a text that is one folder name (no / or \\, not . or ..)."""
 
@@ -61,19 +47,6 @@ class Name(Text):
             raise Invalid(f"the name {value!r} would leave the runs folder; use a plain name "
                           "without / or \\")
         return value
-
-
-class TextList(Check):
-    """A list of web addresses or folders (or one text, comma-separated)."""
-
-    allowed = "a list of web addresses or folders (or one text, comma-separated)"
-
-    def __call__(self, value):
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not value:
-            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
-        return [Text()(v) for v in value]
 
 
 def layer_settings(cls):
@@ -163,6 +136,57 @@ class OptimizerSection(Check):
         return {"name": name, **resolve_section(given, own)}
 
 
+# What every dataset's section has besides `dataset:` and that dataset's own settings.
+DATA = {
+    "validation": (5000, Integer(0)),  # training examples held out for validation (0 = none)
+    "subset": (None, Optional(Integer(1))),  # train on only this many random examples (quick runs)
+    "batch_size": (128, Integer(1)),  # examples per optimizer step
+    "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
+    "augment_shift": (0, Integer(0, 4)),  # move training images up to this many pixels; 0: off
+}
+
+
+class DataSection(Check):
+    """`dataset:` one of the registered datasets, that dataset's own settings (datasets.DATASETS
+    and each entry's checked arguments), and the settings of DATA."""
+
+    allowed = "a mapping with `dataset:`, that dataset's settings and " + ", ".join(DATA)
+
+    def __call__(self, value):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        try:
+            name = OneOf(*DATASETS)(value.get("dataset", DEFAULT))
+        except Invalid as e:
+            raise Invalid(e.problem, ("dataset",)) from None
+        own = settings(DATASETS[name])
+        others = {key for cls in DATASETS.values() for key in settings(cls)} - set(own) - set(DATA)
+        given = {}
+        for key, setting in value.items():
+            if key in others:
+                if setting is None:
+                    continue
+                takes = f"its settings: {', '.join(own)}" if own else "it has no settings"
+                raise Invalid(f"{name} does not use '{key}' ({takes}); remove it or set it to "
+                              "null", (key,))
+            given[key] = setting
+        schema = {"dataset": (DEFAULT, Check()), **own, **DATA}
+        resolved = resolve_section(given, schema)
+        resolved["dataset"] = name
+        dataset(resolved)  # an entry that describes itself from a file reads its headers here
+        return resolved
+
+
+def dataset(data):
+    """The entry (a datasets.Dataset) of a resolved data section: example shape, classes, sizes,
+    bytes, load and picture. An entry that reads its description from a file raises Invalid at
+    the setting naming the file."""
+    cls = DATASETS[data["dataset"]]
+    return cls(**{key: data[key] for key in settings(cls)})
+
+
 MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer than a whole sweep
 
 
@@ -216,8 +240,8 @@ class SweepSpec(Check):
 
 
 def catalogue():
-    """The layers and optimizers a config may name, each setting with what it allows and its
-    default (for --help)."""
+    """The layers, optimizers and datasets a config may name, each setting with what it allows and
+    its default (for --help)."""
     def show(name, specs):
         if not specs:
             return [f"  {name:<10} no settings"]
@@ -230,6 +254,11 @@ def catalogue():
     lines.append("optimizers (optimizer.name, and its settings):")
     for name, cls in F.OPTIMIZERS.items():
         lines += show(name, settings(cls))
+    lines.append(f"datasets (data.dataset, and its settings; with any: {', '.join(DATA)}):")
+    for name, cls in DATASETS.items():
+        lines += show(name, settings(cls))
+        lines += textwrap.wrap(cls.about(), 100, initial_indent=" " * 13,
+                               subsequent_indent=" " * 13)
     return "\n".join(lines)
 
 
@@ -245,26 +274,8 @@ def as_yaml(value):
 SCHEMA = {
     # label used in the run folder's name; null = the config file's name
     "name": (None, Optional(Name())),
-    "data": {
-        # synthetic: Gaussian blobs, no files
-        "dataset": ("mnist", OneOf("mnist", "fashion", "synthetic")),
-        # where the dataset files live; null = $MNIST_DIR or ~/.cache/npdl/<name>
-        "dir": (None, Optional(Text())),
-        # where to download from; null = $MNIST_MIRRORS or built-in list
-        "mirrors": (None, Optional(TextList())),
-        "validation": (5000, Integer(0)),  # training examples held out for validation (0 = none)
-        # train on only this many random examples (quick runs)
-        "subset": (None, Optional(Integer(1))),
-        "batch_size": (128, Integer(1)),  # examples per optimizer step
-        "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
-        "augment_shift": (0, Integer(0, 4)),  # move training images up to this many pixels; 0: off
-        "synthetic": {  # only for dataset: synthetic
-            "train": (1000, Integer(2)),  # training examples (validation is taken from these)
-            "test": (300, Integer(1)),  # test examples
-            "features": (20, Integer(1)),  # inputs per example
-            "classes": (3, Integer(2)),  # number of classes (blobs)
-        },
-    },
+    # the dataset (data.dataset: its name), its own settings and those of DATA
+    "data": ({"dataset": DEFAULT}, DataSection()),
     "model": ([{"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # layers in order; input
                {"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # sizes are inferred; the
                {"affine": {"out": 10}}], LayerList()),  # last layer: an affine, one unit a class
@@ -356,41 +367,20 @@ def resolve(user, source, overrides=()):
     return config
 
 
-def classes(data):
-    """Number of classes of the configured dataset."""
-    if data["dataset"] == "synthetic":
-        return data["synthetic"]["classes"]
-    return DATASETS[data["dataset"]].num_classes
-
-
-def example_shape(data):
-    """The shape of one example as the model gets it: (1, H, W) for the (grey) images of an
-    MNIST-like dataset, (features,) for synthetic points."""
-    if data["dataset"] == "synthetic":
-        return (data["synthetic"]["features"],)
-    return (1, *DATASETS[data["dataset"]].image_shape)
-
-
-def train_size(data):
-    """Number of training examples before the validation split."""
-    if data["dataset"] == "synthetic":
-        return data["synthetic"]["train"]
-    return DATASETS[data["dataset"]].n_train
-
-
 def check_consistency(config):
     """Checks between settings: output layer vs classes, sizes, patience."""
     model, data = config["model"], config["data"]
+    described = dataset(data)
     last = model[-1]
     if not (isinstance(last, dict) and "affine" in last):
         raise Invalid("the last layer must be an affine layer (one output per class), got "
                       f"'{layer_kind(last)}'", ("model", len(model) - 1))
-    if last["affine"]["out"] != classes(data):
+    if last["affine"]["out"] != described.classes:
         raise Invalid(f"out of range: the output layer has {last['affine']['out']} units but "
-                      f"{data['dataset']} has {classes(data)} classes",
+                      f"{data['dataset']} has {described.classes} classes",
                       ("model", len(model) - 1, "affine", "out"))
 
-    available = train_size(data)
+    available = described.sizes["train"]
     if data["validation"] >= available:
         raise Invalid(f"out of range: {data['validation']} is not < {available}, the training "
                       f"examples of {data['dataset']}", ("data", "validation"))
@@ -398,8 +388,9 @@ def check_consistency(config):
     if data["subset"] is not None and data["subset"] > left:
         raise Invalid(f"out of range: {data['subset']} is more than the {left} training examples "
                       "left after validation", ("data", "subset"))
-    if data["augment_shift"] and data["dataset"] == "synthetic":
-        raise Invalid("shifting needs images: synthetic data are points, not pictures; set it to 0",
+    if data["augment_shift"] and len(described.example_shape) != 3:
+        raise Invalid(f"shifting needs images: the examples of {data['dataset']} are vectors of "
+                      f"{described.example_shape[0]} numbers, not pictures; set it to 0",
                       ("data", "augment_shift"))
     if config["training"]["patience"] is not None and data["validation"] == 0:
         raise Invalid("early stopping watches validation accuracy: set data.validation > 0 or "
@@ -481,8 +472,9 @@ def expand_paths(config):
     """The config with `~` in its folders expanded, once, so every file of a run lands where the
     user meant (pandas would expand `~` in one file's path and the rest would not)."""
     config["logging"]["runs_dir"] = os.path.expanduser(config["logging"]["runs_dir"])
-    if config["data"]["dir"] is not None:
-        config["data"]["dir"] = os.path.expanduser(config["data"]["dir"])
+    for key in DATASETS[config["data"]["dataset"]].locations:
+        if isinstance(config["data"][key], str):
+            config["data"][key] = os.path.expanduser(config["data"][key])
     return config
 
 

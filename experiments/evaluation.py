@@ -1,11 +1,13 @@
 """`train.py --eval RUN_DIR`: a trained run's model on the test set: accuracy, per class, confusion
-matrix, and (with matplotlib) confusion.png and mistakes.png, the most confidently wrong digits."""
+matrix, and (with matplotlib) confusion.png and mistakes.png, the most confidently wrong examples
+(for a dataset of images)."""
 import numpy as np
 import pandas as pd
 
 import framework as F
 
 from .build import load_data
+from .config import dataset
 from .plots import pyplot
 from .yamlfile import ConfigError
 
@@ -38,6 +40,9 @@ def evaluate_run(folder, data_dir, log):
     if data_dir:
         config["data"]["dir"] = data_dir
     data = load_data(config, np.random.default_rng(config["training"]["seed"]), log=log)
+    if data.test is None:
+        raise ConfigError(f"--eval {folder}: {config['data']['dataset']} has no test set to "
+                          "evaluate on; the run's validation accuracy is in its metrics.csv.")
     x, t = data.test
     p = model.predict_proba(x)
     predicted = p.argmax(axis=1)
@@ -52,13 +57,13 @@ def evaluate_run(folder, data_dir, log):
     confusion = pd.crosstab(pd.Series(t, name="true"), pd.Series(predicted, name="predicted"))
     confusion = confusion.reindex(index=classes, columns=classes, fill_value=0)
     log("confusion matrix (rows: true class, columns: predicted):\n" + confusion.to_string())
-    plot_evaluation(folder, confusion, x, t, predicted, p, log)
+    plot_evaluation(folder, confusion, x, t, predicted, p, dataset(config["data"]).picture, log)
     return 0
 
 
-def plot_evaluation(folder, confusion, x, t, predicted, p, log):
+def plot_evaluation(folder, confusion, x, t, predicted, p, picture, log):
     """confusion.png, and mistakes.png for image data: the 16 wrong predictions made most
-    confidently."""
+    confidently, each drawn as picture(example) draws it (None: the data are not images)."""
     plt = pyplot(log)
     if plt is None:
         return
@@ -78,15 +83,13 @@ def plot_evaluation(folder, confusion, x, t, predicted, p, log):
     plt.close(figure)
     written = [folder / "confusion.png"]
     wrong = np.flatnonzero(predicted != t)
-    images = x.reshape(len(x), -1)
-    side = int(round(images.shape[1] ** 0.5))
-    if len(wrong) and side * side == images.shape[1]:
+    if len(wrong) and picture(x[0]) is not None:
         worst = wrong[np.argsort(-p[wrong, predicted[wrong]])][:16]
         figure, axes = plt.subplots(4, 4, figsize=(7, 7.6))
         for ax in axes.ravel():
             ax.axis("off")
         for ax, i in zip(axes.ravel(), worst):
-            ax.imshow(images[i].reshape(side, side), cmap="gray_r")
+            ax.imshow(picture(x[i]), cmap="gray_r")  # colour pictures ignore cmap
             ax.set_title(f"true {t[i]}, said {predicted[i]}\n({p[i, predicted[i]]:.0%} sure)",
                          fontsize=8)
         figure.suptitle(f"{folder.name}: the most confidently wrong test examples")

@@ -3,10 +3,9 @@ import math
 import os
 
 import framework as F
-from datasets import DATASETS
 
 from .build import checked_model
-from .config import example_shape
+from .config import dataset
 from .yamlfile import ConfigError
 
 GB = 1024 ** 3
@@ -28,12 +27,8 @@ def available_bytes():
 
 
 def data_bytes(data):
-    """The dataset as train.py holds it: uint8 as loaded plus float32 once scaled."""
-    if data["dataset"] == "synthetic":
-        spec = data["synthetic"]
-        return (spec["train"] + spec["test"]) * spec["features"] * 4 * 2
-    dataset = DATASETS[data["dataset"]]
-    return (dataset.n_train + dataset.n_test) * math.prod(dataset.image_shape) * (1 + 4)
+    """The dataset as train.py holds it (its entry's figure: as loaded plus the float32 copy)."""
+    return dataset(data).nbytes()
 
 
 def training_bytes(model, input_shape, batch_size, optimizer_slots):
@@ -59,7 +54,7 @@ def config_bytes(config):
     is made: a layer with an `out` setting (affine) has in x out weights and out biases and makes
     the shape (out,); the other layers keep their input's shape."""
     data = config["data"]
-    shape = example_shape(data)
+    shape = dataset(data).example_shape
     parameters, activations = 0, math.prod(shape)
     for layer in config["model"]:
         out = next(iter(layer.values())).get("out") if isinstance(layer, dict) else None
@@ -76,7 +71,7 @@ def size(n):
     return f"{n / GB:.1f} GB" if n < 10**18 * GB else f"10^{len(str(n // GB)) - 1} GB"
 
 
-SMALLER = "a smaller data.batch_size, data.subset, synthetic size or model"
+SMALLER = "a smaller data.batch_size, data.subset, dataset or model"
 
 
 def check_fits(needed, what, remedy=SMALLER):

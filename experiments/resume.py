@@ -5,20 +5,25 @@ import io
 import json
 
 import framework as F
+from datasets import DATASETS
 from framework.files import atomic_write
 
 from .yamlfile import ConfigError
 
-# What may differ between the run's checkpoint and the config it resumes with: where data and
-# output live, and what is logged. Anything else (model, optimizer, data split, the plan of
-# epochs and schedule, the seed) would make the resumed run a different run.
-MAY_CHANGE = ("logging", "data.dir", "data.mirrors")
+
+def may_change():
+    """What may differ between the run's checkpoint and the config it resumes with: where data
+    (each registered dataset's locations: data.dir, ...) and output live, and what is logged.
+    Anything else (model, optimizer, data split, the plan of epochs and schedule, the seed) would
+    make the resumed run a different run."""
+    return ("logging", *dict.fromkeys(f"data.{key}" for cls in DATASETS.values()
+                                      for key in cls.locations))
 
 
 def differences(saved, current, path=()):
-    """["optimizer.name: adam -> sgd", ...] between two resolved configs, except MAY_CHANGE."""
+    """["optimizer.name: adam -> sgd", ...] between two resolved configs, except may_change()."""
     key = ".".join(map(str, path))
-    if any(key == allowed or key.startswith(allowed + ".") for allowed in MAY_CHANGE):
+    if any(key == allowed or key.startswith(allowed + ".") for allowed in may_change()):
         return []
     if isinstance(saved, dict) and isinstance(current, dict):
         return [line for k in {**saved, **current}
@@ -30,8 +35,8 @@ def checked_state(folder, config):
     """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history).
 
     The CLI calls this before any data is loaded, so that a changed config.yaml (even one cut
-    down to a few bytes, which reads as all defaults, MNIST included) is refused at once rather
-    than after a download."""
+    down to a few bytes, which reads as all defaults, the dataset included) is refused at once
+    rather than after a download."""
     path = folder / "checkpoint.npz"
     where = f"--resume {folder}"
     try:

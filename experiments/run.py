@@ -227,7 +227,8 @@ def train(config, folder, log, resume, progress, stop):
     rng = np.random.default_rng(training["seed"])
     data = load_data(config, rng, progress=progress, log=log)
     log(f"      train {len(data.train[0]):,}  val {0 if data.val is None else len(data.val[0]):,}  "
-        f"test {len(data.test[0]):,} examples of shape {data.train[0].shape[1:]}")
+        f"test {0 if data.test is None else len(data.test[0]):,} examples of shape "
+        f"{data.train[0].shape[1:]}")
     model, schedule, optimizer, steps_per_epoch = build_training(config, data.train, rng)
     log(model.summary(compact=True))
 

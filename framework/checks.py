@@ -11,6 +11,7 @@ defaults, which is how a config learns a layer's or optimizer's settings without
 import functools
 import inspect
 import math
+import unicodedata
 
 REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
 
@@ -176,6 +177,35 @@ class Size(Check):
             return tuple(self.one(v) for v in value)
         value = self.one(value)
         return (value, value)
+
+
+class Text(Check):
+    """A non-empty text without control characters (names and paths), in UTF-8."""
+
+    allowed = "a text"
+
+    def __call__(self, value):
+        if not isinstance(value, str) or not value:
+            raise Invalid(f"wrong type: expected a non-empty text, got {describe(value)}")
+        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
+        if bad is not None:
+            what = (f"the control character {bad!r}" if unicodedata.category(bad) == "Cc"
+                    else f"{bad!r}, a lone surrogate that UTF-8 cannot encode")
+            raise Invalid(f"the text {value!r} holds {what}; names and paths cannot")
+        return value
+
+
+class TextList(Check):
+    """A list of web addresses or folders (or one text, comma-separated)."""
+
+    allowed = "a list of web addresses or folders (or one text, comma-separated)"
+
+    def __call__(self, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not value:
+            raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
+        return [Text()(v) for v in value]
 
 
 def close_match(word, options):

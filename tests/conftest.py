@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import DATASETS, FileSpec, IDXDataset
+from datasets import IDX_DATASETS, FileSpec, IDXDataset
 from datasets.mnist import holds, local_folders
 from datasets.verify import sha256_of
 from experiments.run import BiasCSV
@@ -32,7 +32,7 @@ def mnist_places() -> list[Path]:
     """Where a user keeps the MNIST .gz files: where load_mnist looks ($MNIST_DIR, the folders
     among $MNIST_MIRRORS, the user's cache folder), and ../shared/data/mnist beside this
     repository (this project's own machines)."""
-    return list(dict.fromkeys([*local_folders(DATASETS["mnist"]), SHARED_MNIST]))
+    return list(dict.fromkeys([*local_folders(IDX_DATASETS["mnist"]), SHARED_MNIST]))
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def mnist_files() -> Path:
     """
     places = mnist_places()
     for place in places:
-        if holds(place, DATASETS["mnist"]):
+        if holds(place, IDX_DATASETS["mnist"]):
             return place
     looked_in = ", ".join(str(place) for place in places)
     pytest.skip(f"real MNIST files needed (run `python train.py` once, or set MNIST_DIR or "
@@ -59,7 +59,7 @@ def write_idx_gz(path: Path, array: np.ndarray) -> FileSpec:
 
 @dataclass
 class TinyData:
-    """A small made-up MNIST-format dataset, registered as DATASETS["tiny"]."""
+    """A small made-up MNIST-format dataset, registered as IDX_DATASETS["tiny"]."""
 
     mirror: Path  # a local folder mirror holding its four .gz files
     dataset: IDXDataset
@@ -84,7 +84,7 @@ def make_tiny(tmp_path, monkeypatch):
         files = {key: write_idx_gz(mirror / f"{key}.gz", a) for key, a in arrays.items()}
         dataset = IDXDataset("tiny", files, (str(mirror),), "TINY", n_train=40, n_test=10,
                              image_shape=(4, 4), num_classes=3)
-        monkeypatch.setitem(DATASETS, "tiny", dataset)
+        monkeypatch.setitem(IDX_DATASETS, "tiny", dataset)
         return TinyData(mirror, dataset, arrays)
 
     return make

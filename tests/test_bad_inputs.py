@@ -22,6 +22,7 @@ import yaml
 from test_train_cli import TINY
 
 import framework as F
+from datasets import DATASETS
 from experiments import config as C
 from experiments.cli import main
 from framework.checks import Either, Integer, OneOf, Optional, Real, settings
@@ -68,10 +69,13 @@ def y(value):
 
 
 def leaf_checks(schema=C.SCHEMA, path=()):
-    """(key path, check) of every setting in SCHEMA."""
+    """(key path, check) of every setting in SCHEMA (the data section's: those every dataset
+    has)."""
     for key, spec in schema.items():
         if isinstance(spec, dict):
             yield from leaf_checks(spec, path + (key,))
+        elif path + (key,) == ("data",):
+            yield from leaf_checks(C.DATA, ("data",))
         else:
             yield path + (key,), spec[1]
 
@@ -186,12 +190,11 @@ for size in SIZES + [BIG]:
     case("unallocatable size", f"batch_size={label}", sets=[f"data.batch_size={size}"])
     case("unallocatable size", f"affine0.out={label}", sets=[f"model.0.affine.out={size}"])
     case("unallocatable size", f"affine3.out={label}", sets=[f"model.3.affine.out={size}"])
-    case("unallocatable size", f"synthetic.train={label}", sets=[f"data.synthetic.train={size}"])
-    case("unallocatable size", f"synthetic.features={label}",
-         sets=[f"data.synthetic.features={size}"])
-    case("unallocatable size", f"synthetic.test={label}", sets=[f"data.synthetic.test={size}"])
+    case("unallocatable size", f"synthetic.train={label}", sets=[f"data.train={size}"])
+    case("unallocatable size", f"synthetic.features={label}", sets=[f"data.features={size}"])
+    case("unallocatable size", f"synthetic.test={label}", sets=[f"data.test={size}"])
     case("unallocatable size", f"classes={label}",
-         sets=[f"data.synthetic.classes={size}", f"model.5.affine.out={size}"])
+         sets=[f"data.classes={size}", f"model.5.affine.out={size}"])
 for float_size in ("1e9", "1e19"):  # YAML floats where an integer goes: a wrong type
     case("unallocatable size", f"batch_size={float_size}-as-float",
          sets=[f"data.batch_size={float_size}"])
@@ -241,7 +244,7 @@ for path, check in leaf_checks():
         if value in (BIG, -BIG):
             continue  # in "beyond float"
         case("out of range", f"{'.'.join(path)}={value!r}", sets=[f"{'.'.join(path)}={y(value)}"])
-for section in ("data", "schedule", "training", "logging", "data.synthetic"):
+for section in ("data", "schedule", "training", "logging"):
     for value in ("text", [1], 5, True):
         case("wrong type", f"{section}={y(value)}", sets=[f"{section}={y(value)}"])
 for kind, cls in F.LAYERS.items():
@@ -263,6 +266,17 @@ for name, cls in F.OPTIMIZERS.items():
                      sets=[f"optimizer={y({'name': name, key: value})}"])
 for value in ("text", [1], 5, True, {"name": "nope"}):
     case("wrong type", f"optimizer={y(value)}", sets=[f"optimizer={y(value)}"])
+for name, cls in DATASETS.items():
+    for key, (_, check) in settings(cls).items():
+        for label, values in (("wrong type", wrong_types(check)),
+                              ("out of range", out_of_range(check))):
+            for value in values:
+                if value is None:  # null: the dataset's default
+                    continue
+                case(label, f"{name}.{key}={y(value)}",
+                     sets=[f"data={y({'dataset': name, key: value})}"])
+case("unknown key", "mnist-with-a-synthetic-setting", sets=["data={dataset: mnist, train: 10}"])
+case("unknown key", "data-dir-for-synthetic", sets=["data.dir=/tmp"])
 for value in ("relu", 5, {"a": 1}, [], [5], [[1]], [{"affine": {"out": 3}, "relu": None}]):
     case("wrong type", f"model={y(value)}", sets=[f"model={y(value)}"])
 for key in ("validation=400", "validation=1000", "subset=301", "batch_size=0"):  # 400 examples
@@ -276,8 +290,7 @@ case("out of range", "epochs-zero", sets=["training.epochs=0"])
 
 # ---- unknown keys at every level
 
-for path in ("", "data.", "data.synthetic.", "schedule.", "training.", "logging.", "optimizer.",
-             "sweep."):
+for path in ("", "data.", "schedule.", "training.", "logging.", "optimizer.", "sweep."):
     for key in ("typo", "nmae", "Epochs", "LR"):
         case("unknown key", f"{path}{key}", sets=[f"{path}{key}=1"])
 for kind in F.LAYERS:
@@ -355,9 +368,9 @@ def test_huge_step_gamma_stops_as_a_divergence_not_a_crash(tmp_path, monkeypatch
 
 
 # The default config holds out data.validation: 5000, and the synthetic set has 1000 training
-# examples by default: switching to it needs data.synthetic.train > 5000 as well (or a smaller
+# examples by default: switching to it needs data.train > 5000 as well (or a smaller
 # validation). Each override alone is refused; together they are one valid config.
-TOGETHER = ["data.dataset=synthetic", "data.synthetic.train=6000", "model.6.affine.out=3"]
+TOGETHER = ["data.dataset=synthetic", "data.train=6000", "model.6.affine.out=3"]
 
 
 @pytest.mark.parametrize("sets", [TOGETHER, TOGETHER[::-1], TOGETHER[1:] + TOGETHER[:1]],
@@ -367,15 +380,14 @@ def test_overrides_valid_only_together_are_accepted(sets):
     assert config["data"]["dataset"] == "synthetic" and config["model"][6]["affine"]["out"] == 3
 
 
-@pytest.mark.parametrize("alone", [TOGETHER[0], TOGETHER[2]])  # train alone: MNIST ignores it
+@pytest.mark.parametrize("alone", TOGETHER)  # train alone: MNIST does not use it
 def test_dataset_or_output_size_alone_is_refused(alone):
     with pytest.raises(C.ConfigError):
         C.load(DEFAULT, [alone])
 
 
 @pytest.mark.parametrize("sets, check", [
-    (["data.synthetic.classes=5", "model.5.affine.out=5"],
-     lambda c: c["data"]["synthetic"]["classes"] == 5),
+    (["data.classes=5", "model.5.affine.out=5"], lambda c: c["data"]["classes"] == 5),
     (["data.validation=0", "training.patience=null"], lambda c: c["training"]["patience"] is None),
     (["optimizer.name=sgd", "optimizer.beta1=null"], lambda c: c["optimizer"]["name"] == "sgd"),
     (["optimizer.name=momentum", "optimizer.momentum=0.5"],
@@ -396,7 +408,8 @@ def test_overrides_valid_only_together_run(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("grid, expected", [
-    ("name: [α, β]", 2), ('data.dir: [a/b, "a b", a_b]', 3), ("name: [a b, a_b, a-b]", 3),
+    ("name: [α, β]", 2), ('logging.runs_dir: [a/b, "a b", a_b]', 3),
+    ("name: [a b, a_b, a-b]", 3),
 ])
 def test_sweep_values_that_sanitize_alike_get_their_own_folders(tmp_path, monkeypatch, capsys,
                                                                 grid, expected):

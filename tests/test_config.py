@@ -186,7 +186,7 @@ def test_a_shipped_config_is_found_from_another_folder(tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert main(["configs/quick.yaml", "--out", str(out), "--quiet", "--set", "training.epochs=1",
                  "--set", "data={dataset: synthetic, validation: 100, batch_size: 50,"
-                 " synthetic: {classes: 10}}"],
+                 " classes: 10}"],
                 default_config=CONFIGS / "mnist_mlp.yaml") == 0
     assert f"config: {CONFIGS / 'quick.yaml'}" in (out / "log.txt").read_text()
 

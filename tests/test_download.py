@@ -13,10 +13,10 @@ import pytest
 
 from datasets import download, memo, verify
 from datasets.download import STALE_TEMPORARY_AGE, DownloadError, RetryPolicy, fetch
-from datasets.mnist import DATASETS
+from datasets.mnist import IDX_DATASETS
 
-LABELS = DATASETS["mnist"].files["train_labels"]
-IMAGES = DATASETS["mnist"].files["test_images"]  # 1.6 MB: big enough to drop mid-stream
+LABELS = IDX_DATASETS["mnist"].files["train_labels"]
+IMAGES = IDX_DATASETS["mnist"].files["test_images"]  # 1.6 MB: big enough to drop mid-stream
 SIDECAR = memo.SIDECAR_NAME
 
 

@@ -20,7 +20,7 @@ from test_train_cli import metrics_without_time, tiny_config
 import experiments.summary
 import framework as F
 import framework.files
-from experiments.build import synthetic
+from datasets import Synthetic
 from experiments.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -247,12 +247,14 @@ def test_weights_infinite_from_the_start_leave_no_checkpoint_claimed(tmp_path, c
 
 
 def test_nan_in_the_input_data_is_blamed_on_the_data(tmp_path, monkeypatch, capsys):
-    def with_a_nan(spec, rng):
-        (x, t), test = synthetic(spec, rng)
+    load = Synthetic.load
+
+    def with_a_nan(self, rng, progress=None, log=print):
+        (x, t), test = load(self, rng, progress, log)
         x[7, 3] = np.nan
         return (x, t), test
 
-    monkeypatch.setattr("experiments.build.synthetic", with_a_nan)
+    monkeypatch.setattr(Synthetic, "load", with_a_nan)
     assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--quiet",
                  "--set", "data.validation=0"]) == 3
     err = err_of(capsys)
@@ -385,7 +387,7 @@ def test_a_run_that_cannot_get_its_data_leaves_no_folder(tmp_path, monkeypatch, 
     monkeypatch.setenv("MNIST_MIRRORS", str(tmp_path / "empty_mirror"))
     runs = tmp_path / "runs"
     code = main([tiny_config(tmp_path), "--quiet", "--data-dir", str(tmp_path / "empty_data"),
-                 "--set", f"logging.runs_dir={runs}", "--set", "data.dataset=mnist",
+                 "--set", f"logging.runs_dir={runs}", "--set", "data={dataset: mnist}",
                  "--set", "model.5.affine.out=10"])
     assert code == 2
     assert "Cannot get the data" in err_of(capsys)

@@ -8,9 +8,9 @@ import pytest
 from test_train_cli import tiny_config
 
 from experiments import memory
-from experiments.build import build_training, checked_model, synthetic
+from experiments.build import build_training, checked_model
 from experiments.cli import main
-from experiments.config import ConfigError, load, user_config
+from experiments.config import ConfigError, dataset, load, user_config
 from experiments.run import run_one
 from experiments.sweep import combinations
 from experiments.workers import BLAS_VARIABLES, cores
@@ -37,7 +37,7 @@ def test_a_diverged_run_is_a_result_not_an_error(tmp_path):
 def test_the_schedule_owns_the_learning_rate(tmp_path):
     config = load(tiny_config(tmp_path), ["schedule.warmup_epochs=1"])
     rng = np.random.default_rng(0)
-    train, _ = synthetic(config["data"]["synthetic"], rng)
+    train, _ = dataset(config["data"]).load(rng)
     model, schedule, optimizer, steps = build_training(config, train, rng)
     assert steps == 8  # 400 examples in batches of 50
     assert optimizer.lr == schedule(0) == config["optimizer"]["lr"] / steps

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import DATASETS, DownloadError, IDXError, default_root, load_mnist
+from datasets import IDX_DATASETS, DownloadError, IDXError, default_root, load_mnist
 from datasets.download import RetryPolicy
 from datasets.memo import SIDECAR_NAME
 from datasets.mnist import holds, local_folders, resolve_mirrors
@@ -20,7 +20,7 @@ from datasets.verify import sha256_of
 
 FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 TRAIN_PIXEL_SUM = 1567298545  # of the uint8 training images
-GZ_NAMES = sorted(spec.name for spec in DATASETS["mnist"].files.values())
+GZ_NAMES = sorted(spec.name for spec in IDX_DATASETS["mnist"].files.values())
 REPO = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(attempts=1, backoff=0.0, read_timeout=2.0)
 
@@ -149,7 +149,7 @@ def test_unknown_dataset_name_is_a_clear_error(tmp_path):
 def test_environment_chooses_folder_and_mirrors(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MNIST_MIRRORS", " /srv/mnist , https://example.org/mnist/,")
-    dataset = DATASETS["mnist"]
+    dataset = IDX_DATASETS["mnist"]
     assert default_root(dataset) == tmp_path / "data"
     assert resolve_mirrors(dataset) == ["/srv/mnist", "https://example.org/mnist/"]
     assert resolve_mirrors(dataset, ["/only/this"]) == ["/only/this"]
@@ -159,8 +159,8 @@ def test_default_folder_is_per_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("MNIST_DIR", raising=False)
     monkeypatch.delenv("MNIST_MIRRORS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_root(DATASETS["mnist"]) == tmp_path / "npdl" / "mnist"
-    assert resolve_mirrors(DATASETS["mnist"])[-1] == "http://yann.lecun.com/exdb/mnist/"
+    assert default_root(IDX_DATASETS["mnist"]) == tmp_path / "npdl" / "mnist"
+    assert resolve_mirrors(IDX_DATASETS["mnist"])[-1] == "http://yann.lecun.com/exdb/mnist/"
 
 
 def test_local_folders_are_where_load_mnist_finds_files(monkeypatch, tmp_path):
@@ -168,8 +168,8 @@ def test_local_folders_are_where_load_mnist_finds_files(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "mine"))
     monkeypatch.setenv("MNIST_MIRRORS", f"https://example.org/mnist/,{tmp_path / 'a'},"
                                         f"file://{tmp_path / 'b'}")
-    assert local_folders(DATASETS["mnist"]) == [tmp_path / "mine", tmp_path / "a", tmp_path / "b",
-                                                tmp_path / "cache" / "npdl" / "mnist"]
+    assert local_folders(IDX_DATASETS["mnist"]) == [
+        tmp_path / "mine", tmp_path / "a", tmp_path / "b", tmp_path / "cache" / "npdl" / "mnist"]
 
 
 def test_bench_data_looks_for_mnist_where_load_mnist_does(monkeypatch, tmp_path, mnist_files):
@@ -179,7 +179,7 @@ def test_bench_data_looks_for_mnist_where_load_mnist_does(monkeypatch, tmp_path,
     monkeypatch.setenv("MNIST_MIRRORS", str(mnist_files))
     places = bench["places"]()  # no --mirror: the first of these that holds the files
     assert places[:2] == [tmp_path / "cache" / "npdl" / "mnist", mnist_files]
-    assert next(p for p in places if holds(p, DATASETS["mnist"])) == mnist_files
+    assert next(p for p in places if holds(p, IDX_DATASETS["mnist"])) == mnist_files
 
 
 def test_another_idx_dataset_is_just_a_table_entry(tmp_path, tiny):

@@ -15,7 +15,10 @@ data:
   dataset: synthetic
   validation: 100
   batch_size: 50
-  synthetic: {train: 400, test: 100, features: 8, classes: 3}
+  train: 400
+  test: 100
+  features: 8
+  classes: 3
 model: [{affine: {out: 16}}, relu, {affine: {out: 3}}]
 optimizer: {name: sgd, lr: 0.05}
 schedule: {name: none}

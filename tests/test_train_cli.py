@@ -22,7 +22,10 @@ data:
   dataset: synthetic
   validation: 100
   batch_size: 50
-  synthetic: {train: 400, test: 100, features: 8, classes: 3}
+  train: 400
+  test: 100
+  features: 8
+  classes: 3
 model: [{affine: {out: 16}}, relu, {dropout: {p: 0.1}}, {affine: {out: 16}}, relu,
         {affine: {out: 3}}]
 optimizer: {name: adam, lr: 0.01}
