@@ -45,6 +45,10 @@ class Dataset:
     # `--eval` takes them from the user, never from a checkpoint.
     locations: ClassVar[tuple[str, ...]] = ()
 
+    # How a person's own greyscale picture (H, W) becomes one example, for --predict: a function
+    # (image, name) -> example, as the dataset's examples were made; None: it cannot.
+    photo: ClassVar = None
+
     example_shape: tuple[int, ...]
     classes: int
     sizes: dict[str, int]

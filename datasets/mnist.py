@@ -21,6 +21,7 @@ from datasets import cache
 from datasets.download import RetryPolicy, fetch, local_folder
 from datasets.entry import Dataset, register
 from datasets.idx import IDXError, read_idx
+from datasets.images import mnist_like
 from datasets.progress import ProgressArg
 from datasets.verify import FileSpec
 from framework.checks import Optional, Text, TextList, checked
@@ -287,6 +288,7 @@ class MNIST(IDXImages):
     """Handwritten digits: 28x28 grey images, 10 classes, 60,000 training and 10,000 test"""
 
     files = "mnist"
+    photo = staticmethod(mnist_like)
 
 
 @register

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import framework as F
+from datasets import DATASETS
 from datasets.images import MAX_PIXELS, ImageError, from_bytes, mnist_like, read_image
 
 from .evaluation import chosen_checkpoint
@@ -68,7 +69,7 @@ def model_input(model, state, given):
                           "28x28 images")
     config = state.get("config")
     dataset = config.get("data", {}).get("dataset") if isinstance(config, dict) else None
-    if dataset not in (None, "mnist"):
+    if dataset is not None and getattr(DATASETS.get(dataset), "photo", None) is not mnist_like:
         raise ConfigError(f"--predict {given}: this model was trained on {dataset}; --predict "
                           "prepares images as MNIST's digits were made, so its answers would "
                           "mean nothing")
