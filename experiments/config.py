@@ -49,6 +49,22 @@ class Name(Text):
         return value
 
 
+class Registered(OneOf):
+    """The name of a class in a registry (framework.LAYERS, OPTIMIZERS, LOSSES), looked up when a
+    config is checked: a user's own class, registered after this module was imported, counts."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    @property
+    def options(self):
+        return tuple(self.registry)
+
+    @property
+    def allowed(self):
+        return "one of " + ", ".join(self.options)
+
+
 def layer_settings(cls):
     """{config name: (default, check)} of a layer class: its checked arguments less what the
     input decides."""
@@ -117,7 +133,7 @@ class OptimizerSection(Check):
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
         classes = F.OPTIMIZERS
         try:
-            name = OneOf(*classes)(value.get("name", "adam"))
+            name = Registered(classes)(value.get("name", "adam"))
         except Invalid as e:
             raise Invalid(e.problem, ("name",)) from None
         own = settings(classes[name])
@@ -240,8 +256,8 @@ class SweepSpec(Check):
 
 
 def catalogue():
-    """The layers, optimizers and datasets a config may name, each setting with what it allows and
-    its default (for --help)."""
+    """The layers, optimizers, datasets and losses a config may name, each setting with what it
+    allows and its default (for --help)."""
     def show(name, specs):
         if not specs:
             return [f"  {name:<10} no settings"]
@@ -259,6 +275,7 @@ def catalogue():
         lines += show(name, settings(cls))
         lines += textwrap.wrap(cls.about(), 100, initial_indent=" " * 13,
                                subsequent_indent=" " * 13)
+    lines.append(f"losses (loss): {', '.join(F.LOSSES)}")
     return "\n".join(lines)
 
 
@@ -279,8 +296,7 @@ SCHEMA = {
     "model": ([{"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # layers in order; input
                {"affine": {"out": 512}}, "relu", {"dropout": {"p": 0.2}},  # sizes are inferred; the
                {"affine": {"out": 10}}], LayerList()),  # last layer: an affine, one unit a class
-    # softmax + cross-entropy, fused
-    "loss": ("softmax_cross_entropy", OneOf("softmax_cross_entropy")),
+    "loss": ("softmax_cross_entropy", Registered(F.LOSSES)),  # see framework/losses.py
     "optimizer": ({"name": "adam"}, OptimizerSection()),  # name, then that optimizer's settings
     "schedule": {
         "name": ("cosine", OneOf("none", "step", "cosine")),  # how lr changes over the steps

@@ -271,11 +271,12 @@ def train(config, folder, log, resume, progress, stop):
         *([F.StopAfter(max_steps)] if max_steps else []),
         *([StopFile(stop)] if stop else []),
     ]
+    loss_fn = F.LOSSES[config["loss"]]()  # the config's choice (framework/losses.py)
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            F.fit(model, F.SoftmaxCrossEntropy(), optimizer, data.train, epochs=training["epochs"],
+            F.fit(model, loss_fn, optimizer, data.train, epochs=training["epochs"],
                   batch_size=config["data"]["batch_size"], rng=rng,
                   shuffle=config["data"]["shuffle"], val=data.val if every == 1 else None,
                   callbacks=callbacks, start_epoch=start)

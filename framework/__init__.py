@@ -6,7 +6,7 @@ from .layers import (Layer, LAYERS, register_layer, ReLU, Sigmoid, Tanh, LeakyRe
                      Dropout, Affine)
 from .conv import Flatten, MaxPool2D, Conv2D
 from .batchnorm import BatchNorm
-from .losses import SoftmaxCrossEntropy
+from .losses import Loss, LOSSES, register_loss, SoftmaxCrossEntropy
 from .sequential import Sequential
 from .optimizers import (Optimizer, OPTIMIZERS, register_optimizer, SGD, Momentum, Nesterov,
                          AdaGrad, RMSprop, Adam, AdamW)
@@ -21,10 +21,13 @@ from .callbacks import (Callback, NonFiniteError, LRSchedule, StopAfter, RandomS
 from .loop import fit, default_callbacks
 
 __all__ = [
-    "Parameter", "sum_to", "Invalid", "Layer", "LAYERS", "register_layer", "ReLU",
-    "Sigmoid", "Tanh", "LeakyReLU", "Softmax", "Dropout", "Affine", "Flatten", "MaxPool2D",
-    "Conv2D", "BatchNorm", "SoftmaxCrossEntropy", "Sequential", "Optimizer", "OPTIMIZERS",
-    "register_optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "AdamW",
+    "Parameter", "sum_to", "Invalid",
+    "Layer", "LAYERS", "register_layer", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
+    "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm",
+    "Loss", "LOSSES", "register_loss", "SoftmaxCrossEntropy",
+    "Sequential",
+    "Optimizer", "OPTIMIZERS", "register_optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
+    "RMSprop", "Adam", "AdamW",
     "Constant", "StepDecay", "Cosine", "Warmup", "gradcheck", "numeric_grad", "save", "load",
     "load_model", "CheckpointError", "evaluate", "bias_report", "format_bias", "format_bias_step",
     "Callback", "NonFiniteError", "LRSchedule", "StopAfter", "RandomShift", "Evaluate",

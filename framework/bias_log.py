@@ -3,9 +3,10 @@
 For each layer whose forward broadcasts a bias (Affine's b over the N rows; a conv bias or
 BatchNorm's beta over the batch and every position) it compares db with the explicit sum of
 dY, example by example, and with 1ᵀ·dY (dY's positions as rows), and with float64 central
-differences on a few bias entries. For an output layer feeding softmax-cross-entropy it adds
-the identity db_k = mean_n p_nk - mean_n t_nk (for labels: the fraction of the batch labelled
-k), so sum_k db_k = 0.
+differences on a few bias entries. For the output layer it adds the loss's own identity for
+its bias gradient (Loss.output_bias, Loss.identity): with softmax-cross-entropy
+db_k = mean_n p_nk - mean_n t_nk (for labels: the fraction of the batch labelled k), so
+sum_k db_k = 0.
 """
 import numpy as np
 
@@ -59,8 +60,10 @@ def bias_report(model, loss_fn, x, t, step, epoch, entries=3, eps=1e-6):
             "sum_check": float(np.abs(db - per_example).max()),
             "ones_check": float(np.abs(db - np.ones(len(rows), dy.dtype) @ rows).max()),
         })
-    if model.layers[-1] is layers[-1] and hasattr(loss_fn, "p"):
-        records[-1].update(output_identity(getattr(layers[-1], layers[-1].bias).grad, loss_fn))
+    expected = loss_fn.output_bias()  # before the forward passes below replace its batch
+    if model.layers[-1] is layers[-1] and expected is not None:
+        records[-1].update(output_identity(getattr(layers[-1], layers[-1].bias).grad, expected,
+                                           loss_fn.identity))
 
     # Central differences in float64 on the largest entries of each db (eval mode: no dropout).
     x64 = x.astype(np.float64)
@@ -76,17 +79,12 @@ def bias_report(model, loss_fn, x, t, step, epoch, entries=3, eps=1e-6):
     return records
 
 
-def output_identity(db, loss_fn):
-    """The softmax-cross-entropy identity for the output bias, and the class pushed hardest."""
-    n, classes = loss_fn.p.shape
-    if loss_fn.t is None:
-        target_mean = np.bincount(loss_fn.labels, minlength=classes) / n
-    else:
-        target_mean = loss_fn.t.mean(axis=0, dtype=np.float64)
-    predicted = loss_fn.p.mean(axis=0, dtype=np.float64) - target_mean
+def output_identity(db, expected, identity):
+    """How far the output bias's gradient db is from what the loss's identity says it must be
+    (`expected`), the sum of db, and the class pushed hardest."""
     k = int(np.argmax(np.abs(db)))
-    return {"db_sum": float(db.sum(dtype=np.float64)),
-            "identity_check": float(np.abs(db - predicted).max()),
+    return {"identity": identity, "db_sum": float(db.sum(dtype=np.float64)),
+            "identity_check": float(np.abs(db - expected).max()),
             "top_class": k, "top_db": float(db[k])}
 
 
@@ -114,7 +112,7 @@ def format_bias(r):
              f"numeric {r['numeric_rel_err']:.1e}"]
     if "db_sum" in r:
         direction = "down" if r["top_db"] > 0 else "up"
-        lines.append(f"    output: db_k = mean p_nk - frac_k (diff {r['identity_check']:.0e}); "
+        lines.append(f"    output: {r['identity']} (diff {r['identity_check']:.0e}); "
                      f"Σ_k db_k = {r['db_sum']:.1e}; "
                      f"class {r['top_class']} pushed most ({direction})")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .bias_log import BiasLines, bias_report
 from .broadcast import reuse
 from .checkpoint import save
-from .evaluation import evaluate
+from .evaluation import evaluate, scores
 
 
 class NonFiniteError(FloatingPointError):
@@ -114,7 +114,7 @@ class RandomShift(Callback):
 
 class Evaluate(Callback):
     """Adds `<name>_loss` and `<name>_acc` to the epoch's record for each split {name: (x, t)},
-    every `every` epochs and after the last one."""
+    every `every` epochs and after the last one (no `_acc` when the loss gives no accuracy)."""
 
     def __init__(self, splits, every=1, batch_size=250):
         self.splits, self.every, self.batch_size = splits, every, batch_size
@@ -122,8 +122,8 @@ class Evaluate(Callback):
     def on_epoch_end(self, state):
         if state.epoch % self.every == 0 or state.epoch == state.epochs:
             for name, (x, t) in self.splits.items():
-                state.record[f"{name}_loss"], state.record[f"{name}_acc"] = evaluate(
-                    state.model, state.loss_fn, x, t, self.batch_size)
+                state.record.update(scores(name, *evaluate(state.model, state.loss_fn, x, t,
+                                                           self.batch_size)))
 
 
 class EarlyStopping(Callback):
@@ -148,6 +148,9 @@ class EarlyStopping(Callback):
         state.stop = self.stopped_early = self.patience_used_up()
 
     def on_epoch_end(self, state):
+        if "val_loss" in state.record and "val_acc" not in state.record:
+            raise ValueError(f"EarlyStopping watches val_acc, and {type(state.loss_fn).__name__} "
+                             "gives no accuracy (its targets name no class)")
         if "val_acc" in state.record:
             self.accuracies.append(state.record["val_acc"])
         if state.epoch < state.epochs and self.patience_used_up():
@@ -202,8 +205,10 @@ class ProgressBar(Callback):
     def on_step_end(self, state):
         self.current.update()
         if state.step % 25 == 0:
-            self.current.set_postfix(loss=f"{state.total_loss / state.seen:.4f}",
-                                     acc=f"{state.correct / state.seen:.4f}", refresh=False)
+            shown = {"loss": f"{state.total_loss / state.seen:.4f}"}
+            if state.correct is not None:
+                shown["acc"] = f"{state.correct / state.seen:.4f}"
+            self.current.set_postfix(shown, refresh=False)
 
     def on_epoch_end(self, state):
         self.current.close()
@@ -282,10 +287,12 @@ class Checkpoint(Callback):
 
 
 def epoch_line(r, epochs):
-    """One line per epoch (val and test: loss, then accuracy):
+    """One line per epoch (val and test: loss, then accuracy, when the loss gives one):
     `epoch 3/10  train loss 0.0712 acc 97.81%  val 0.0812 97.60%  lr 6.5e-04  1.4 s`."""
-    line = f"epoch {r['epoch']}/{epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.2%}"
+    line = f"epoch {r['epoch']}/{epochs}  train loss {r['train_loss']:.4f}"
+    line += f" acc {r['train_acc']:.2%}" if "train_acc" in r else ""
     for split in ("val", "test"):
-        if f"{split}_acc" in r:
-            line += f"  {split} {r[f'{split}_loss']:.4f} {r[f'{split}_acc']:.2%}"
+        if f"{split}_loss" in r:
+            line += f"  {split} {r[f'{split}_loss']:.4f}"
+            line += f" {r[f'{split}_acc']:.2%}" if f"{split}_acc" in r else ""
     return line + f"  lr {r['lr']:.1e}  {r['seconds']:.1f} s"

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .callbacks import CheckFinite, ProgressBar
-from .evaluation import evaluate
+from .evaluation import evaluate, scores, tally
 
 
 class State:
@@ -17,7 +17,8 @@ class State:
     model, loss_fn, optimizer, epochs, steps_per_epoch: as given to fit.
     epoch, step: the current epoch (from 1) and the number of optimizer steps taken or being taken.
     x, t, logits, loss: the current batch, its outputs and its loss.
-    seen, total_loss, correct: running totals of the current epoch.
+    seen, total_loss, correct: running totals of the current epoch (correct is None with a loss
+    that counts none: loss_fn.correct()).
     record: the epoch's metrics (in on_epoch_end a callback may add its own).
     history: the records of the epochs this fit has run. stop: set it to end the run after
     the current step (the epoch's record then covers the steps taken).
@@ -79,6 +80,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
 
             state.logits = model.forward(state.x, train=True)
             state.loss = loss_fn.forward(state.logits, state.t)
+            state.correct = tally(state.correct, loss_fn.correct())  # before a callback's forward
             model.backward(loss_fn.backward(), need_dx=False)
             state.step += 1
             for callback in callbacks:
@@ -87,17 +89,16 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
 
             state.seen += len(index)
             state.total_loss += state.loss * len(index)
-            state.correct += int((state.logits.argmax(axis=1) == loss_fn.labels).sum())
             for callback in callbacks:
                 callback.on_step_end(state)
             if state.stop:
                 break
 
+        accuracy = None if state.correct is None else state.correct / state.seen
         state.record = {"epoch": state.epoch, "step": state.step, "lr": optimizer.lr,
-                        "train_loss": state.total_loss / state.seen,
-                        "train_acc": state.correct / state.seen}
+                        **scores("train", state.total_loss / state.seen, accuracy)}
         if val is not None:
-            state.record["val_loss"], state.record["val_acc"] = evaluate(model, loss_fn, *val)
+            state.record.update(scores("val", *evaluate(model, loss_fn, *val)))
         state.record["seconds"] = time.perf_counter() - started
         state.history.append(state.record)
         for callback in callbacks:

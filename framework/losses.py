@@ -1,10 +1,55 @@
-"""The loss, its own object: softmax and cross-entropy fused for stability and speed."""
+"""Losses, each its own object, and what fit, evaluate and the bias log ask of one (Loss).
+
+A loss is registered with @register_loss (framework.LOSSES) under its class name in snake case
+(SoftmaxCrossEntropy is softmax_cross_entropy), the name a config's `loss:` gives.
+"""
 import functools
 
 import numpy as np
 
+from .registry import Registry, snake_case
 
-class SoftmaxCrossEntropy:
+
+class Loss:
+    """Base class: the contract between a loss and fit, evaluate and the bias log. They call
+    these methods and read nothing else of the loss.
+
+        forward(y, t) -> float    the mean loss of a batch: the model's outputs y (N, K) against
+                                  the targets t; keeps what the methods below need
+        backward() -> dy          dL/dy (N, K) for the batch of the last forward
+        correct() -> int or None  how many examples of that batch the model got right (their
+                                  largest output is at their target's class): the numerator of
+                                  accuracy; None when the targets name no class
+        output_bias() -> (K,) or None
+                                  what the gradient of a bias added to y (the output layer's)
+                                  must be for that batch, by this loss's own identity, in
+                                  float64: the bias log compares the real db with it; None
+                                  when the loss states no identity
+    identity: that identity in words, as the bias log prints it.
+    """
+
+    identity = None
+
+    def forward(self, y, t):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def correct(self):
+        return None
+
+    def output_bias(self):
+        return None
+
+
+# The losses a config can name, each listed by @register_loss (framework/registry.py).
+LOSSES = Registry("loss", Loss, naming=snake_case)
+register_loss = LOSSES.register
+
+
+@register_loss
+class SoftmaxCrossEntropy(Loss):
     """L = -(1/N) sum_n sum_k t_nk log p_nk, with p = softmax(z) over classes.
 
     Shapes: logits z (N, C); targets t either integer labels (N,) in [0, C), or (N, C) rows of
@@ -13,11 +58,14 @@ class SoftmaxCrossEntropy:
     (no argument: L is the end of the graph) returns
         dz = (p - t) / N      (N, C), t as probabilities (one-hot for labels)
     The 1/N is where the batch mean enters; it is why Affine's db = dY.sum(axis=0) is an
-    average, not a total. Stable: log-sum-exp after subtracting each row's max, so logits
+    average, not a total. Summed over the batch, dz gives the output bias's gradient
+        db_k = mean_n p_nk - mean_n t_nk    (for labels: the fraction of the batch labelled k)
+    so sum_k db_k = 0. Stable: log-sum-exp after subtracting each row's max, so logits
     of ±1e4 give finite losses and gradients. Targets that are neither are refused by value.
-    After forward, `labels` holds the integer labels, or each target row's most probable class
-    (for accuracy only).
+    A row's class, for accuracy, is its label, or its target row's most probable class.
     """
+
+    identity = "db_k = mean p_nk - frac_k"
 
     def forward(self, z, t):
         t = self.checked_targets(z, t)
@@ -29,7 +77,7 @@ class SoftmaxCrossEntropy:
         sum_e = e.sum(axis=1, keepdims=True)
         log_sum_e = np.log(sum_e)
         n = len(z)
-        self.p = np.divide(e, sum_e, out=e)
+        self.p, self.z = np.divide(e, sum_e, out=e), z
         if t.ndim == 1:
             self.labels, self.t = t, None
             # -log p_{n,t} = log sum_j exp(shifted_nj) - shifted_{n,t}: no log of a tiny p.
@@ -48,6 +96,17 @@ class SoftmaxCrossEntropy:
             dz -= self.t
         dz /= n
         return dz
+
+    def correct(self):
+        return int((self.z.argmax(axis=1) == self.labels).sum())
+
+    def output_bias(self):
+        n, classes = self.p.shape
+        if self.t is None:
+            target_mean = np.bincount(self.labels, minlength=classes) / n
+        else:
+            target_mean = self.t.mean(axis=0, dtype=np.float64)
+        return self.p.mean(axis=0, dtype=np.float64) - target_mean
 
     @staticmethod
     def checked_targets(z, t):

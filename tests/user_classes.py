@@ -1,6 +1,6 @@
-"""A user's own layer and optimizer, in a module of theirs outside framework/: registered by their
-decorators, then named in configs and rebuilt by load_model like the framework's own
-(test_registry.py)."""
+"""A user's own layer, optimizer and loss, in a module of theirs outside framework/: registered
+by their decorators, then named in configs, and the layer rebuilt by load_model, like the
+framework's own (test_registry.py, test_loss_contract.py)."""
 import math
 
 import numpy as np
@@ -50,3 +50,22 @@ class SignSGD(F.Optimizer):
 
     def update(self, i, p, g):
         p.data -= np.multiply(np.sign(g, out=self.scratch(i)), self.lr, out=self.scratch(i))
+
+
+@F.register_loss
+class MeanAbsoluteError(F.Loss):
+    """L = mean over all N*K entries of |y - t|, t one-hot rows of integer labels;
+    dy = sign(y - t) / (N K). States no identity for the output bias."""
+
+    def forward(self, y, t):
+        self.r = y.copy()
+        self.r[np.arange(len(y)), t] -= 1
+        self.classes = t
+        self.predicted = y.argmax(axis=1)
+        return float(np.abs(self.r).mean())
+
+    def backward(self):
+        return np.sign(self.r) / self.r.size
+
+    def correct(self):
+        return int((self.predicted == self.classes).sum())
