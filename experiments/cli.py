@@ -30,6 +30,7 @@ examples:
   python train.py configs/compare_optimizers.yaml    a sweep: a sub-folder per run + comparison.csv
   python train.py --resume runs/20250101-120000-mnist_mlp
   python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
+  python train.py --plots runs/20250101-120000-mnist_mlp  its plots drawn again from its files
   python train.py --predict runs/20250101-120000-mnist_mlp digit.png --show
                                                      your own digit: the class, the top
                                                      probabilities, and digit-seen.png
@@ -41,7 +42,8 @@ before any work starts. The run folder (default runs/<date>-<time>-<name>) gets
 config.yaml (resolved), log.txt, metrics.csv, steps.csv, bias_grads.csv, bias_sum.npz,
 checkpoint.npz (every epoch), best.npz (best validation accuracy), summary.json, and with
 matplotlib curves.png, bias_grads.png and bias_sum.png (db as dY's column sums, drawn)
-(--eval adds confusion.png and mistakes.png). Configs name
+(--eval adds confusion.png and mistakes.png; --plots draws them again, e.g. after installing
+matplotlib). Configs name
 constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channels,
 kernel_size, padding (the layers list above).
 
@@ -81,6 +83,9 @@ def parser():
                         "tcp://10.0.0.5:8786 (sweep.scheduler; needs the cluster extra)")
     p.add_argument("--eval", metavar="RUN_DIR",
                    help="evaluate a run's best (else last) checkpoint on the test set, then exit")
+    p.add_argument("--plots", metavar="RUN_DIR",
+                   help="draw a run's (or a sweep's) plots again from the files in its folder, "
+                        "then exit")
     p.add_argument("--predict", nargs="+", metavar=("RUN_OR_CHECKPOINT", "IMAGE"),
                    help="classify your own digits (PNG, JPEG, .npy; - reads a .npy from stdin), "
                         "each made to look like an MNIST digit first, with a run's best (else "
@@ -125,14 +130,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
             stdout_closed()
         return 0
     given = [flag for flag, value in (("CONFIG", args.config), ("--resume", args.resume),
-                                      ("--eval", args.eval), ("--predict", args.predict))
-             if value]
+                                      ("--eval", args.eval), ("--plots", args.plots),
+                                      ("--predict", args.predict)) if value]
     if len(given) > 1:
-        fail(f"give one of CONFIG, --resume DIR, --eval DIR or --predict, not "
+        fail(f"give one of CONFIG, --resume DIR, --eval DIR, --plots DIR or --predict, not "
              f"{' and '.join(given)}.")
         return 2
-    if (args.resume or args.eval) and args.out:
-        fail("--out names a new run's folder; --resume and --eval work in the folder they name.")
+    if (args.resume or args.eval or args.plots) and args.out:
+        fail("--out names a new run's folder; --resume, --eval and --plots work in the folder "
+             "they name.")
         return 2
     if args.predict and len(args.predict) < 2:
         fail(f"--predict {args.predict[0]}: and which images? e.g. --predict {args.predict[0]} "
@@ -144,7 +150,7 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
     if args.predict and args.out and not args.show:
         fail("--out with --predict names the folder for --show's pictures; add --show.")
         return 2
-    for given in (args.out, args.resume, args.eval, args.data_dir, *args.overrides,
+    for given in (args.out, args.resume, args.eval, args.plots, args.data_dir, *args.overrides,
                   *(args.predict or [])):
         kinds = {unicodedata.category(c) for c in given or ""}
         if "Cc" in kinds:
@@ -161,6 +167,9 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
         if args.eval:
             from .evaluation import evaluate_run
             return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console))
+        if args.plots:
+            from .replot import redraw
+            return redraw(Path(args.plots).expanduser(), args.plots, Log(console=console))
         if args.predict:
             from .predict import predict_images
             return predict_images(args.predict[0], args.predict[1:], args.show, args.out,

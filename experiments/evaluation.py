@@ -8,7 +8,7 @@ import framework as F
 
 from .build import load_data
 from .config import dataset
-from .plots import pyplot
+from .plots import plot_evaluation
 from .yamlfile import ConfigError
 
 
@@ -59,42 +59,3 @@ def evaluate_run(folder, data_dir, log):
     log("confusion matrix (rows: true class, columns: predicted):\n" + confusion.to_string())
     plot_evaluation(folder, confusion, x, t, predicted, p, dataset(config["data"]).picture, log)
     return 0
-
-
-def plot_evaluation(folder, confusion, x, t, predicted, p, picture, log):
-    """confusion.png, and mistakes.png for image data: the 16 wrong predictions made most
-    confidently, each drawn as picture(example) draws it (None: the data are not images)."""
-    plt = pyplot(log)
-    if plt is None:
-        return
-    figure, ax = plt.subplots(figsize=(6, 5))
-    image = ax.imshow(np.log1p(confusion.to_numpy()), cmap="Blues")
-    for (i, j), count in np.ndenumerate(confusion.to_numpy()):
-        if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_xticks(range(len(confusion)))
-    ax.set_yticks(range(len(confusion)))
-    ax.set_title(f"{folder.name}: test confusion (colour: log count)")
-    figure.colorbar(image)
-    figure.tight_layout()
-    figure.savefig(folder / "confusion.png", dpi=100)
-    plt.close(figure)
-    written = [folder / "confusion.png"]
-    wrong = np.flatnonzero(predicted != t)
-    if len(wrong) and picture(x[0]) is not None:
-        worst = wrong[np.argsort(-p[wrong, predicted[wrong]])][:16]
-        figure, axes = plt.subplots(4, 4, figsize=(7, 7.6))
-        for ax in axes.ravel():
-            ax.axis("off")
-        for ax, i in zip(axes.ravel(), worst):
-            ax.imshow(picture(x[i]), cmap="gray_r")  # colour pictures ignore cmap
-            ax.set_title(f"true {t[i]}, said {predicted[i]}\n({p[i, predicted[i]]:.0%} sure)",
-                         fontsize=8)
-        figure.suptitle(f"{folder.name}: the most confidently wrong test examples")
-        figure.tight_layout()
-        figure.savefig(folder / "mistakes.png", dpi=100)
-        plt.close(figure)
-        written.append(folder / "mistakes.png")
-    log("plots: " + ", ".join(map(str, written)))

@@ -63,6 +63,14 @@ class Log:
             self.file = None
 
 
+class Busy(ConfigError):
+    """A folder whose lock a live process holds; `holder` is its process id (or "unknown")."""
+
+    def __init__(self, message, holder):
+        super().__init__(message)
+        self.holder = holder
+
+
 def stdout_closed():
     """stdout's reader has gone (`python train.py | head -3`): what is still printed goes to
     os.devnull, and so does Python's flush of stdout at exit, which would report the broken
@@ -87,9 +95,9 @@ def lock(folder):
         except OSError:
             holder = lock_holder(handle)
             handle.close()
-            raise ConfigError(f"{folder}: another train.py (process {holder}) is writing to this "
-                              "run folder; wait until it ends (or stop it), then use --resume."
-                              ) from None
+            raise Busy(f"{folder}: another train.py (process {holder}) is writing to this run "
+                       "folder; wait until it ends (or stop it), then use --resume.", holder
+                       ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")

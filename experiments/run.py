@@ -65,16 +65,23 @@ class BiasCSV:
 
 
 class StepsCSV(F.Callback):
-    """steps.csv: every step's training loss and learning rate (for per-iteration plots, such as
-    the book's optimizer comparison), appended at the end of each epoch."""
+    """steps.csv: every step's training loss, accuracy on its batch and learning rate (for
+    per-iteration plots, such as the book's optimizer comparison), appended at the end of each
+    epoch."""
 
-    COLUMNS = ["step", "epoch", "loss", "lr"]
+    COLUMNS = ["step", "epoch", "loss", "acc", "lr"]
 
     def __init__(self, folder):
         self.path, self.rows = folder / "steps.csv", []
+        self.counted = (0, 0)  # fit's running (seen, correct) at the last step
+
+    def on_epoch_start(self, state):
+        self.counted = (0, 0)  # fit starts its running totals again each epoch
 
     def on_step_end(self, state):
-        self.rows.append((state.step, state.epoch, state.loss, state.optimizer.lr))
+        seen, correct = state.seen - self.counted[0], state.correct - self.counted[1]
+        self.counted = (state.seen, state.correct)
+        self.rows.append((state.step, state.epoch, state.loss, correct / seen, state.optimizer.lr))
 
     def on_epoch_end(self, state):
         new = not self.path.exists()

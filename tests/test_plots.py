@@ -1,0 +1,186 @@
+"""The pictures: drawn again by --plots from a run's files, and readable (whole-number epochs,
+accuracy in percent, titles inside the figure, a labelled colour bar, one legend entry and one
+colour per layer, every step of a short run)."""
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_faults import HANG_GUARD, train_py
+from test_train_cli import tiny_config
+
+from experiments.cli import main
+from experiments.config import load
+from experiments.plots import draw_bias, draw_confusion, draw_curves
+
+plt = pytest.importorskip("matplotlib.pyplot", reason="plots need the optional matplotlib")
+to_rgba = pytest.importorskip("matplotlib.colors").to_rgba
+PNG = b"\x89PNG\r\n\x1a\n"
+LONG_NAME = "20260106-134512-mnist_mlp_seed_3_with_a_name_long_enough_to_leave_a_figure"
+TEN_BIASES = ("model=[{affine: {out: 8}}, batchnorm, relu, {affine: {out: 8}}, batchnorm, relu, "
+              "{affine: {out: 8}}, batchnorm, relu, {affine: {out: 8}}, batchnorm, relu, "
+              "{affine: {out: 8}}, batchnorm, relu, {affine: {out: 3}}]")
+
+
+def trained(tmp_path, *sets):
+    """A tiny synthetic run in tmp_path/run, trained without plots; returns its folder."""
+    out = tmp_path / "run"
+    argv = [tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "logging.plots=false"]
+    assert main([*argv, *[item for s in sets for item in ("--set", s)]]) == 0
+    return out
+
+
+def inside(figure):
+    """Whether everything the figure draws (titles, labels, legends, colour bar) lies within it,
+    so nothing is cut off."""
+    figure.canvas.draw()
+    drawn, page = figure.get_tightbbox(), figure.bbox_inches
+    slack = 0.03  # inches: the layout's rounding, not a cut-off word
+    return (page.x0 - slack <= drawn.x0 and drawn.x1 <= page.x1 + slack
+            and page.y0 - slack <= drawn.y0 and drawn.y1 <= page.y1 + slack)
+
+
+def test_plots_draws_the_pictures_of_a_run_trained_without_them(tmp_path, capsys):
+    run = trained(tmp_path)
+    assert not list(run.glob("*.png"))
+    assert main(["--plots", str(run)]) == 0
+    for name in ("curves.png", "bias_grads.png"):
+        assert (run / name).read_bytes().startswith(PNG)
+    assert f"plots: {run / 'curves.png'}, {run / 'bias_grads.png'}" in capsys.readouterr().out
+
+
+def test_a_run_trained_without_matplotlib_says_how_to_get_its_plots(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--set", "logging.plots=true"]) == 0
+    assert "then python train.py --plots RUN draws them" in capsys.readouterr().out
+    assert not list(out.glob("*.png"))
+    assert main(["--plots", str(out)]) == 2
+    assert "--plots draws with matplotlib, which is not installed" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["--plots", str(out)]) == 0
+    assert (out / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_plots_of_a_sweep_draws_each_run_and_the_comparison(tmp_path):
+    sweep = tiny_config(tmp_path, "sweep: {grid: {training.seed: [1, 2]}}\n")
+    out = tmp_path / "sweep"
+    assert main([sweep, "--out", str(out), "--quiet", "--set", "training.epochs=1"]) == 0
+    assert main(["--plots", str(out)]) == 0
+    assert (out / "comparison.png").read_bytes().startswith(PNG)
+    for run in ("training.seed=1", "training.seed=2"):
+        assert (out / run / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_plots_of_a_live_run_is_refused_naming_its_process(tmp_path, capsys):
+    folder = tmp_path / "run"
+    running = train_py(tiny_config(tmp_path), "--out", str(folder), "--quiet",
+                       "--set", "training.epochs=100000", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while not (folder / "metrics.csv").exists():  # training has started: the lock is held
+            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
+            time.sleep(0.05)
+        assert main(["--plots", str(folder)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"(process {running.pid}) is still writing to this folder" in err
+        assert not list(folder.glob("*.png"))
+    finally:
+        running.kill()
+        running.communicate(timeout=HANG_GUARD)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--plots", "nowhere"], "--plots nowhere: no such folder."),
+    (["--plots", "tiny.yaml"], "--plots tiny.yaml: a file; it takes a run's folder."),
+])
+def test_plots_of_what_is_not_a_run_says_so(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    tiny_config(tmp_path)
+    assert main(argv) == 2
+    assert " ".join(capsys.readouterr().err.split()) == message
+
+
+def test_curves_have_whole_epochs_and_accuracy_in_percent(tmp_path):
+    run = trained(tmp_path, "training.epochs=3")
+    metrics, config = pd.read_csv(run / "metrics.csv"), load(run / "config.yaml")
+    figure = draw_curves(plt, LONG_NAME, metrics, pd.read_csv(run / "steps.csv"), config)
+    loss, accuracy = figure.axes
+    figure.canvas.draw()
+    for ax in (loss, accuracy):
+        assert ax.get_xlabel() == "epoch"
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(t == int(t) for t in ticks), ticks
+    labels = [t.get_text() for t in accuracy.get_yticklabels() if t.get_text()]
+    assert labels and all(label.endswith("%") for label in labels), labels
+    assert inside(figure)
+    plt.close(figure)
+
+
+def test_a_one_epoch_run_is_drawn_step_by_step(tmp_path):
+    run = trained(tmp_path, "training.epochs=1")  # 300 training examples, batches of 50: 6 steps
+    metrics, steps = pd.read_csv(run / "metrics.csv"), pd.read_csv(run / "steps.csv")
+    figure = draw_curves(plt, run.name, metrics, steps, load(run / "config.yaml"))
+    for ax, column in zip(figure.axes, ("loss", "acc")):
+        assert ax.get_xlabel() == "step"
+        train = next(line for line in ax.get_lines() if line.get_label().startswith("train"))
+        np.testing.assert_array_equal(train.get_xdata(), range(1, 7))
+        np.testing.assert_allclose(train.get_ydata(), steps[column])
+    plt.close(figure)
+
+
+def test_steps_csv_has_each_steps_batch_accuracy(tmp_path):
+    run = trained(tmp_path, "training.epochs=2")
+    steps, metrics = pd.read_csv(run / "steps.csv"), pd.read_csv(run / "metrics.csv")
+    sizes = np.array([50] * 6)  # 300 examples in batches of 50
+    for epoch, acc in zip(metrics["epoch"], metrics["train_acc"]):
+        batch_acc = steps.loc[steps["epoch"] == epoch, "acc"].to_numpy()
+        np.testing.assert_allclose(batch_acc * 50, np.round(batch_acc * 50))  # right out of 50
+        assert (batch_acc * sizes).sum() / sizes.sum() == pytest.approx(acc)
+
+
+def test_the_bias_plot_of_ten_layers_gives_each_one_entry_and_its_own_colour(tmp_path):
+    run = trained(tmp_path, TEN_BIASES, "training.epochs=2")
+    bias = pd.read_csv(run / "bias_grads.csv")
+    assert bias["layer"].nunique() == 11
+    figure = draw_bias(plt, LONG_NAME, bias)
+    panels = [ax for ax in figure.axes if ax.get_yscale() == "log"]
+    assert len(panels) == 2  # affine and batchnorm layers
+    drawn = set()
+    for ax in panels:
+        entries = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert len(entries) == len(set(entries)) and set(entries) <= set(bias["layer"])
+        drawn |= set(entries)
+        colours = [to_rgba(line.get_color()) for line in ax.get_lines()
+                   if not line.get_label().startswith("_")]  # the rings carry no label
+        assert len(colours) == len(set(colours)) == len(entries)
+        figure.canvas.draw()
+        legend, data = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.x0 >= data.x1  # beside the data, never over it
+    assert drawn == set(bias["layer"])
+    assert inside(figure)
+    plt.close(figure)
+
+
+def test_a_one_epoch_bias_plot_shows_each_logged_step(tmp_path):
+    run = trained(tmp_path, "training.epochs=1")  # bias_every 4: steps 1 and 4
+    figure = draw_bias(plt, run.name, pd.read_csv(run / "bias_grads.csv"))
+    line = next(line for line in figure.axes[0].get_lines() if line.get_label() == "affine1.b")
+    np.testing.assert_array_equal(line.get_xdata(), [1, 4])
+    assert line.get_marker() == "o"  # a point per logged step, not only a line between them
+    plt.close(figure)
+
+
+def test_the_confusion_matrix_has_a_labelled_colour_bar_of_counts_and_a_title_inside():
+    counts = np.array([[980, 0, 3], [1, 1120, 14], [7, 2, 1015]])
+    confusion = pd.DataFrame(counts, index=range(3), columns=range(3))
+    figure = draw_confusion(plt, LONG_NAME, confusion)
+    image, bar = figure.axes
+    assert bar.get_ylabel() == "test examples (log scale)"
+    figure.canvas.draw()
+    ticks = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert {"1", "10", "100", "1,000"} <= set(ticks), ticks  # counts, not their logarithms
+    assert inside(figure)
+    plt.close(figure)
