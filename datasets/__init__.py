@@ -23,11 +23,12 @@ from datasets.mnist import (
 )
 from datasets.split import split_validation
 from datasets.synthetic import Synthetic
+from datasets.user_file import File
 from datasets.verify import FileSpec
 
 __all__ = [
-    "DATASETS", "Dataset", "DownloadError", "FileSpec", "IDX_DATASETS", "IDXDataset", "IDXError",
-    "ImageError", "RetryPolicy", "Synthetic", "default_root", "fetch", "load_fashion_mnist",
-    "load_mnist", "mnist_like", "parse_idx", "read_idx", "read_image", "register",
-    "split_validation",
+    "DATASETS", "Dataset", "DownloadError", "File", "FileSpec", "IDX_DATASETS", "IDXDataset",
+    "IDXError", "ImageError", "RetryPolicy", "Synthetic", "default_root", "fetch",
+    "load_fashion_mnist", "load_mnist", "mnist_like", "parse_idx", "read_idx", "read_image",
+    "register", "split_validation",
 ]
