@@ -5,8 +5,11 @@ Each run is one job, run_job(job) -> its summary, with plain data in and out, so
 runs it the same way. This module imports nothing heavy at the top: a worker process imports
 it first and sets its BLAS thread count before numpy loads.
 """
+import _thread
 import os
 import signal
+import threading
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -48,12 +51,39 @@ def blas_plan(jobs):
 
 def start_worker(threads):
     """The first thing a worker process runs, before numpy is imported there: its BLAS thread
-    count (unless the user set one), and Ctrl-C left to the sweep, which asks each run to stop
-    through the stop file, so that a run is never cut in the middle of a write."""
+    count (unless the user set one). Ctrl-C is ignored until a run starts (run_job), so it
+    never breaks the worker between runs; and a watcher stops the run if the sweep's process
+    dies, so a sweep killed outright leaves no runs training on."""
+    global in_worker
+    in_worker = True
     if threads is not None and not users_blas_threads():
         for key in BLAS_VARIABLES:
             os.environ[key] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+in_worker = False  # True in a worker process (start_worker)
+in_run = threading.Event()  # set while a worker runs a job
+
+
+def watch_parent(parent):
+    """Once this worker's parent, the sweep, is gone: stops the run as Ctrl-C would (it saves
+    its last completed epoch), then ends the worker, which would otherwise wait for its next
+    job forever."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    _thread.interrupt_main()  # a SIGINT: does nothing between runs, where it is ignored
+    while in_run.is_set():
+        time.sleep(0.1)
+    os._exit(1)
+
+
+def interrupt_once(signum, frame):
+    """Ctrl-C in a worker's run: the run stops and saves (KeyboardInterrupt); another Ctrl-C
+    while it saves is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def run_job(job):
@@ -65,6 +95,9 @@ def run_job(job):
 
     folder = Path(job["folder"])
     try:
+        if in_worker:  # Ctrl-C on the terminal reaches the workers too: each run saves and stops
+            signal.signal(signal.SIGINT, interrupt_once)
+            in_run.set()
         return run_one(job["config"], folder, (folder / "checkpoint.npz").exists(), job["origin"],
                        stop=job["stop"])
     except Interrupted as e:
@@ -72,8 +105,12 @@ def run_job(job):
                 "unwritten": e.unwritten if e.complete else None}
     except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
         return {**summarize([], "interrupted"), "last_good_epoch": None, "unwritten": None}
-    except Exception as e:  # noqa: BLE001 - a failed run is a result; the sweep goes on
+    except Exception as e:  # a failed run is a result: the sweep goes on
         return {**summarize([], "failed"), "error": error_message(e, folder)}
+    finally:
+        if in_worker:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            in_run.clear()
 
 
 def error_message(error, folder):
@@ -177,7 +214,7 @@ def outcome(future):
         return {**summarize([], "failed"),
                 "error": "its worker process died (killed by a signal such as SIGKILL, or out "
                          "of memory); --resume continues it from its last checkpoint"}
-    except Exception as e:  # noqa: BLE001 - e.g. a Dask worker lost with the run
+    except Exception as e:  # e.g. a Dask worker lost with the run
         return {**summarize([], "failed"), "error": f"{type(e).__name__}: {e}"}
 
 

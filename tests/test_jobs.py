@@ -2,18 +2,28 @@
 objects; sweeps map it over workers."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_train_cli import tiny_config
 
+import framework as F
 from experiments import memory
 from experiments.build import build_training, checked_model
 from experiments.cli import main
 from experiments.config import ConfigError, dataset, load, user_config
+from experiments.folder import alive
 from experiments.run import run_one
 from experiments.sweep import combinations
 from experiments.workers import BLAS_VARIABLES, cores
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_run_one_takes_and_returns_plain_data(tmp_path, capsys):
@@ -111,3 +121,100 @@ def test_jobs_for_a_config_of_one_run_is_refused(tmp_path, capsys):
     assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--jobs", "2"]) == 2
     assert "--jobs 2: says where the runs of a sweep run" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# ---- faults: Ctrl-C and a killed worker in the middle of a parallel sweep, then --resume
+
+LONGER = ["--set", "data.train=1100", "--set", "training.epochs=30",
+          "--set", "training.bias_every=0"]  # 20 steps an epoch: long enough to stop mid-sweep
+RUNS = ("optimizer.name=sgd", "optimizer.name=adam")
+HANG_GUARD = 120  # seconds: only against hangs
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The sweep's folders, run straight through with --jobs 1 in this process."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = tiny_config(folder, SWEEP)
+    assert main([config, "--out", str(folder / "sweep"), "--quiet", *LONGER]) == 0
+    return config, folder / "sweep"
+
+
+def sweep_in_a_subprocess(config, out):
+    """`train.py CONFIG --out OUT --jobs 2` started in a process of its own, which takes Ctrl-C
+    (a shell may start a background job with SIGINT ignored, and children inherit that)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), config, "--out", str(out),
+                             "--quiet", "--jobs", "2", *LONGER], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for_epoch(run, epoch, process):
+    """Waits until `run` has checkpointed `epoch` (its checkpoint is written atomically)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        try:
+            if F.load(run / "checkpoint.npz")["epoch"] >= epoch:
+                return
+        except (FileNotFoundError, F.CheckpointError):
+            pass
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_every_worker_says_so_once_and_resume_ends_as_uninterrupted(tmp_path,
+                                                                                uninterrupted):
+    config, straight = uninterrupted
+    out = tmp_path / "sweep"
+    sweep = sweep_in_a_subprocess(config, out)
+    for run in RUNS:
+        wait_for_epoch(out / run, 2, sweep)
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=HANG_GUARD)
+    assert sweep.returncode == 130, err
+    assert err.count("Interrupted") == 1 and "Traceback" not in err
+    assert " ".join(err.split()).endswith(f"python train.py --resume {out}")
+    assert not any((out / run / "summary.json").exists() for run in RUNS)  # both were stopped
+    assert main(["--resume", str(out), "--quiet"]) == 0  # in parallel again: jobs 2 was kept
+    for run in RUNS:
+        same_files(out / run, straight / run)
+
+
+def test_a_killed_worker_fails_its_run_only_and_resume_ends_as_uninterrupted(tmp_path,
+                                                                            uninterrupted):
+    config, straight = uninterrupted
+    out = tmp_path / "sweep"
+    sweep = sweep_in_a_subprocess(config, out)
+    wait_for_epoch(out / RUNS[0], 2, sweep)
+    worker = int((out / RUNS[0] / ".lock").read_text())  # the process that holds the run
+    assert worker != sweep.pid
+    os.kill(worker, signal.SIGKILL)
+    _, err = sweep.communicate(timeout=HANG_GUARD)
+    assert sweep.returncode == 2, err
+    err = " ".join(err.split())
+    assert f"1 of 2 runs failed: {RUNS[0]}: its worker process died (killed" in err
+    table = pd.read_csv(out / "comparison.csv").set_index("folder")
+    assert table.loc[RUNS[0], "status"] == "failed" and table.loc[RUNS[1], "status"] == "finished"
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    for run in RUNS:
+        same_files(out / run, straight / run)
+
+
+def test_a_sweep_killed_outright_leaves_no_run_training_on(tmp_path, uninterrupted):
+    config, straight = uninterrupted
+    out = tmp_path / "sweep"
+    sweep = sweep_in_a_subprocess(config, out)
+    for run in RUNS:
+        wait_for_epoch(out / run, 1, sweep)
+    workers = [int((out / run / ".lock").read_text()) for run in RUNS]
+    sweep.kill()
+    sweep.communicate(timeout=HANG_GUARD)
+    deadline = time.monotonic() + HANG_GUARD
+    while any(alive(pid) for pid in workers):  # each stops at its next step, saving
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    for run in RUNS:
+        same_files(out / run, straight / run)
