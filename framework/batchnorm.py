@@ -27,6 +27,12 @@ class BatchNorm(Layer):
         dx     = s * dy                                      in evaluation
     In training mean and var depend on x too, which adds the terms divided by n; in evaluation
     they are constants and y is an affine map of x, channel by channel.
+    Split over processes (self.comm, framework.comm): n, the sums for mean, then those for var
+    (of each value's distance from the whole batch's mean, as one process computes it: no
+    E[x²] - mean² cancellation), and in backward the sums dbeta and dgamma that dx needs are
+    each added over the processes, so every process normalises with the whole batch's
+    statistics. gamma.grad and beta.grad stay this process's shares, summed with the other
+    gradients (framework.parallel.AllReduce).
     num_features: C; momentum in [0, 1]; eps > 0 keeps the division finite.
     """
 
@@ -69,13 +75,15 @@ class BatchNorm(Layer):
         self.takes(x)
         shape = self.channel_shape(x)
         if train:
-            n = x.size // self.num_features
+            n = int(self.comm.allreduce(np.array([x.size // self.num_features]))[0])
             if n < 2:
                 raise ValueError(f"{self.name or 'BatchNorm'}: training needs more than one value "
                                  f"per channel to take a variance, got input of shape {x.shape}")
-            mean = sum_to(x, shape) / n
+            # np.array: for a batch of one row, sum_to(x) is a view of x, which a sum in place
+            # over the processes would change.
+            mean = self.comm.allreduce(np.array(sum_to(x, shape))) / n
             xc = x - mean
-            var = channel_sum(xc, xc) / n
+            var = self.comm.allreduce(channel_sum(xc, xc)) / n
             # In place: state_dict and a loaded checkpoint hold these very arrays.
             self.running_mean *= 1 - self.momentum
             self.running_mean += self.momentum * mean.reshape(-1)
@@ -88,6 +96,7 @@ class BatchNorm(Layer):
         # x_hat = xc * inv_std is never made: y and the gradients fold inv_std into per-channel
         # factors, which saves passes over the data.
         self.xc, self.inv_std, self.train = xc, inv_std, train
+        self.n = n if train else None
         y = xc * (self.gamma.data.reshape(shape) * inv_std)
         y += self.beta.data.reshape(shape)
         return y
@@ -104,7 +113,9 @@ class BatchNorm(Layer):
         s = self.gamma.data.reshape(shape) * inv_std
         if not self.train:
             return dy * s
-        n = dy.size // self.num_features
+        n = self.n
+        if self.comm.size > 1:  # dx needs the whole batch's sums; the grads keep this share
+            dbeta, dgamma = self.comm.allreduce(np.stack([dbeta, dgamma]))
         dx = xc * (inv_std * dgamma / n)  # x_hat * dgamma / n
         dx += dbeta / n
         np.subtract(dy, dx, out=dx)

@@ -123,7 +123,7 @@ class Evaluate(Callback):
         if state.epoch % self.every == 0 or state.epoch == state.epochs:
             for name, (x, t) in self.splits.items():
                 state.record.update(scores(name, *evaluate(state.model, state.loss_fn, x, t,
-                                                           self.batch_size)))
+                                                           self.batch_size, comm=state.comm)))
 
 
 class EarlyStopping(Callback):
@@ -193,10 +193,15 @@ class CheckFinite(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch with the running loss and accuracy (bar=None: only on a terminal),
-    and with lines=True one line per epoch, printed whether or not a bar is shown."""
+    and with lines=True one line per epoch, printed whether or not a bar is shown. Of the
+    processes of a data-parallel run, rank 0 alone shows them."""
 
     def __init__(self, bar=None, lines=True):
         self.bar, self.lines, self.current = bar, lines, None
+
+    def on_fit_start(self, state):
+        if state.comm.rank != 0:
+            self.bar, self.lines = False, False
 
     def on_epoch_start(self, state):
         self.current = tqdm(total=state.steps_per_epoch, desc=f"epoch {state.epoch}/{state.epochs}",
@@ -229,7 +234,7 @@ class BiasLog(Callback):
     def after_backward(self, state):
         if (self.every_epoch and state.seen == 0) or (self.every and state.step % self.every == 0):
             records = bias_report(state.model, state.loss_fn, state.x, state.t, state.step,
-                                  state.epoch)
+                                  state.epoch, comm=state.comm)
             if records:
                 self.log(records)
 
@@ -245,19 +250,24 @@ class Checkpoint(Callback):
     history: the records of epochs run before this fit (when resuming).
     best: a second path, rewritten whenever val_acc beats every earlier epoch's.
     extra: a function returning more to store ({name: value}), called at each save.
+    A data-parallel run (fit's comm) gives it in every process: rank 0 alone writes, recording
+    the number of processes (`processes`) and, with process_rng (each process's own generator,
+    framework.comm.process_rng), every process's state in rank order (`process_rngs`).
     """
 
-    def __init__(self, path, rng=None, history=(), best=None, extra=None):
+    def __init__(self, path, rng=None, history=(), best=None, extra=None, process_rng=None):
         self.path, self.rng, self.previous = path, rng, list(history)
-        self.best, self.extra = best, extra
+        self.best, self.extra, self.process_rng = best, extra, process_rng
         self.best_acc = max((r["val_acc"] for r in self.previous if "val_acc" in r), default=None)
-        self.state = self.saved_epoch = None
+        self.state = self.saved_epoch = self.process_rngs = None
 
     def on_fit_start(self, state):
         self.state = state
+        self.gather_process_rngs()
         self.save(self.path)
 
     def on_epoch_end(self, state):
+        self.gather_process_rngs()
         self.save(self.path)
         acc = state.record.get("val_acc")
         if (self.best is not None and acc is not None
@@ -268,11 +278,21 @@ class Checkpoint(Callback):
     def epochs_done(self):
         return self.state.history[-1]["epoch"] if self.state.history else self.state.epoch
 
+    def gather_process_rngs(self):
+        """Every process's own generator state, on rank 0, at the same moment in each: kept for
+        the saves until the next epoch ends (a save after Ctrl-C cannot wait for the others)."""
+        if self.process_rng is not None:
+            self.process_rngs = self.state.comm.gather(self.process_rng.bit_generator.state)
+
     def save(self, path, keep=True):
         """Writes the checkpoint of the last completed epoch, unless a weight is NaN or infinite."""
-        if not all(np.isfinite(p.data).all() for p in self.state.model.parameters()):
+        if self.state.comm.rank != 0 or not all(np.isfinite(p.data).all()
+                                                 for p in self.state.model.parameters()):
             return
         extra = {"rng": self.rng.bit_generator.state} if self.rng is not None else {}
+        extra["processes"] = self.state.comm.size
+        if self.process_rngs is not None:
+            extra["process_rngs"] = self.process_rngs
         extra.update(self.extra() if self.extra is not None else {})
         save(path, self.state.model, self.state.optimizer, epoch=self.epochs_done(),
              history=self.previous + self.state.history, **extra)

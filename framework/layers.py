@@ -12,6 +12,7 @@ import numpy as np
 
 from .broadcast import reuse, sum_to
 from .checks import Either, Integer, OneOf, Real, checked
+from .comm import LOCAL
 from .parameter import Parameter
 from .registry import Registry
 
@@ -28,6 +29,10 @@ class Layer:
       short_names  {constructor argument: its name in configs} (Affine's out_features is `out`)
       other_names  what other frameworks call it (Keras's Dense is Affine): a config that
                    writes one of these is told this layer's name
+      draws        True when forward draws from the layer's rng while training (Dropout's
+                   masks): each process of a data-parallel run gives it a generator of its own
+    A layer's `comm` is the processes its batch is split over (framework.comm; fit's AllReduce
+    sets it): a layer that computes over the batch (BatchNorm's statistics) sums over them.
     """
 
     name = None
@@ -35,6 +40,8 @@ class Layer:
     from_input = {}
     short_names = {}
     other_names = ()
+    draws = False
+    comm = LOCAL
     arguments = {}  # the checked constructor arguments (set by @checked): how to make it again
 
     def parameters(self):
@@ -175,6 +182,8 @@ class Dropout(Layer):
     Masks come from `rng` (a numpy Generator; pass the experiment's one for reproducibility).
     p: the probability of zeroing each unit while training.
     """
+
+    draws = True
 
     @checked
     def __init__(self, p: Real(0, 1, high_open=True) = 0.5, rng=None, name=None):

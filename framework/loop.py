@@ -8,15 +8,20 @@ import time
 import numpy as np
 
 from .callbacks import CheckFinite, ProgressBar
+from .comm import LOCAL, share, split_batch_size
 from .evaluation import evaluate, scores, tally
+from .parallel import AllReduce
 
 
 class State:
     """What callbacks see of the run in progress; fit fills it in as it goes.
 
-    model, loss_fn, optimizer, epochs, steps_per_epoch: as given to fit.
+    model, loss_fn, optimizer, epochs, steps_per_epoch, comm: as given to fit.
     epoch, step: the current epoch (from 1) and the number of optimizer steps taken or being taken.
-    x, t, logits, loss: the current batch, its outputs and its loss.
+    order: the epoch's order of the training examples (the same in every process).
+    x, t, logits: the current batch (this process's rows of it) and its outputs.
+    loss, hits: the batch's mean loss and its count of correct predictions (loss_fn.correct();
+    split over processes, before AllReduce has summed them: this process's part of each).
     seen, total_loss, correct: running totals of the current epoch (correct is None with a loss
     that counts none: loss_fn.correct()).
     record: the epoch's metrics (in on_epoch_end a callback may add its own).
@@ -24,17 +29,17 @@ class State:
     the current step (the epoch's record then covers the steps taken).
     """
 
-    def __init__(self, model, loss_fn, optimizer, epochs, steps_per_epoch, start_epoch):
+    def __init__(self, model, loss_fn, optimizer, epochs, steps_per_epoch, start_epoch, comm):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.epochs, self.steps_per_epoch, self.comm = epochs, steps_per_epoch, comm
         self.epoch, self.step = start_epoch, start_epoch * steps_per_epoch
-        self.x = self.t = self.logits = self.loss = self.record = None
+        self.order = self.x = self.t = self.logits = self.loss = self.hits = self.record = None
         self.seen, self.total_loss, self.correct = 0, 0.0, 0
         self.history, self.stop = [], False
 
 
 def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuffle=True,
-        val=None, callbacks=None, start_epoch=0):
+        val=None, callbacks=None, start_epoch=0, comm=None):
     """Trains for epochs start_epoch+1 .. epochs and returns their history as a DataFrame.
 
     train, val: (x, t) pairs; val is evaluated after every epoch. rng: the numpy Generator that
@@ -43,6 +48,10 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
     callbacks: objects with any of the hooks of framework.Callback, called in the order given;
     None means framework.default_callbacks() (the non-finite check and a progress display).
     start_epoch: the epochs already done, when resuming (the generator restored with them).
+    comm: the processes this fit is one of (framework.comm; None: this process alone). Each
+    takes its share of every batch the permutation gives (the same in every process: rng must be
+    too) and its part of the batch's mean loss (loss_fn.forward(y, t, total=batch size)), and an
+    AllReduce callback, put first, sums their gradients before every step (framework.parallel).
     """
     if shuffle and not isinstance(rng, np.random.Generator):
         # No default generator: a fresh one per call would shuffle differently from the one the
@@ -51,26 +60,31 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
                         f"(rng = np.random.default_rng(seed); fit(..., rng=rng)), so that one "
                         f"seed repeats the whole run; got rng={rng!r}. shuffle=False keeps the "
                         f"data's order.")
+    comm = LOCAL if comm is None else comm
+    rows = split_batch_size(batch_size, comm.size)  # this process's share of a batch
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
+    if comm.size > 1:
+        callbacks.insert(0, AllReduce())
     x_train, t_train = train
     n = len(x_train)
     for name, split, use in (("train", train, "training"), ("val", val, "evaluating")):
         if split is not None and len(split[0]) == 0:
             raise ValueError(f"fit: {name} holds no examples (its x has shape {split[0].shape}); "
                              f"{use} needs at least one")
-    state = State(model, loss_fn, optimizer, epochs, -(-n // batch_size), start_epoch)
-    x_batch = np.empty((batch_size,) + x_train.shape[1:], x_train.dtype)  # reused every step
+    state = State(model, loss_fn, optimizer, epochs, -(-n // batch_size), start_epoch, comm)
+    x_batch = np.empty((rows,) + x_train.shape[1:], x_train.dtype)  # reused every step
     for callback in callbacks:
         callback.on_fit_start(state)
     while state.epoch < epochs and not state.stop:
         state.epoch += 1
         started = time.perf_counter()
-        order = rng.permutation(n) if shuffle else np.arange(n)
+        state.order = rng.permutation(n) if shuffle else np.arange(n)
         state.seen, state.total_loss, state.correct = 0, 0.0, 0
         for callback in callbacks:
             callback.on_epoch_start(state)
         for first in range(0, n, batch_size):
-            index = order[first:first + batch_size]
+            batch = state.order[first:first + batch_size]
+            index = batch[slice(*share(len(batch), comm))]  # this process's rows of the batch
             # mode="clip" gathers straight into x_batch (under "raise" numpy gathers into a
             # temporary, then copies); a permutation's indices are always in range.
             state.x = np.take(x_train, index, axis=0, out=x_batch[:len(index)], mode="clip")
@@ -79,16 +93,20 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
                 callback.on_batch_start(state)  # augmentation may replace state.x here
 
             state.logits = model.forward(state.x, train=True)
-            state.loss = loss_fn.forward(state.logits, state.t)
-            state.correct = tally(state.correct, loss_fn.correct())  # before a callback's forward
+            # Split over processes, this one's rows' losses divided by the whole batch's size:
+            # its part of the batch's mean, and of every gradient (framework.parallel).
+            part = {"total": len(batch)} if comm.size > 1 else {}
+            state.loss = loss_fn.forward(state.logits, state.t, **part)
+            state.hits = loss_fn.correct()  # before a callback's forward
             model.backward(loss_fn.backward(), need_dx=False)
             state.step += 1
             for callback in callbacks:
-                callback.after_backward(state)
+                callback.after_backward(state)  # AllReduce first: sums, over processes
             optimizer.step()
 
-            state.seen += len(index)
-            state.total_loss += state.loss * len(index)
+            state.seen += len(batch)
+            state.total_loss += state.loss * len(batch)
+            state.correct = tally(state.correct, state.hits)
             for callback in callbacks:
                 callback.on_step_end(state)
             if state.stop:
@@ -98,7 +116,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
         state.record = {"epoch": state.epoch, "step": state.step, "lr": optimizer.lr,
                         **scores("train", state.total_loss / state.seen, accuracy)}
         if val is not None:
-            state.record.update(scores("val", *evaluate(model, loss_fn, *val)))
+            state.record.update(scores("val", *evaluate(model, loss_fn, *val, comm=comm)))
         state.record["seconds"] = time.perf_counter() - started
         state.history.append(state.record)
         for callback in callbacks:

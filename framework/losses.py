@@ -16,6 +16,10 @@ class Loss:
 
         forward(y, t) -> float    the mean loss of a batch: the model's outputs y (N, K) against
                                   the targets t; keeps what the methods below need
+        forward(y, t, total=B)    (for data parallelism, framework.parallel) y and t are some
+                                  of the rows of a batch of B: this share's part of the batch's
+                                  mean (its rows' losses over B), and backward and output_bias
+                                  its part of theirs, so that the parts add up to the batch's
         backward() -> dy          dL/dy (N, K) for the batch of the last forward
         correct() -> int or None  how many examples of that batch the model got right (their
                                   largest output is at their target's class): the numerator of
@@ -58,7 +62,8 @@ class SoftmaxCrossEntropy(Loss):
     (no argument: L is the end of the graph) returns
         dz = (p - t) / N      (N, C), t as probabilities (one-hot for labels)
     The 1/N is where the batch mean enters; it is why Affine's db = dY.sum(axis=0) is an
-    average, not a total. Summed over the batch, dz gives the output bias's gradient
+    average, not a total (N is `total` when z is a share of a batch of total rows: see Loss).
+    Summed over the batch, dz gives the output bias's gradient
         db_k = mean_n p_nk - mean_n t_nk    (for labels: the fraction of the batch labelled k)
     so sum_k db_k = 0. Stable: log-sum-exp after subtracting each row's max, so logits
     of ±1e4 give finite losses and gradients. Targets that are neither are refused by value.
@@ -67,7 +72,7 @@ class SoftmaxCrossEntropy(Loss):
 
     identity = "db_k = mean p_nk - frac_k"
 
-    def forward(self, z, t):
+    def forward(self, z, t, total=None):
         t = self.checked_targets(z, t)
         # Each row's max, taken column by column (C calls of np.maximum on N values): numpy's
         # z.max(axis=1) over a short last axis is slower.
@@ -76,20 +81,20 @@ class SoftmaxCrossEntropy(Loss):
         e = np.exp(shifted)
         sum_e = e.sum(axis=1, keepdims=True)
         log_sum_e = np.log(sum_e)
-        n = len(z)
+        n = self.total = len(z) if total is None else total
         self.p, self.z = np.divide(e, sum_e, out=e), z
         if t.ndim == 1:
             self.labels, self.t = t, None
             # -log p_{n,t} = log sum_j exp(shifted_nj) - shifted_{n,t}: no log of a tiny p.
-            return float((log_sum_e[:, 0] - shifted[np.arange(n), t]).sum() / n)
+            return float((log_sum_e[:, 0] - shifted[np.arange(len(z)), t]).sum() / n)
         self.labels, self.t = t.argmax(axis=1), t
         return float((t * (log_sum_e - shifted)).sum(axis=1).sum() / n)
 
     def backward(self):
-        n = len(self.p)
+        n = self.total
         if self.t is None:
             dz = self.p.copy()
-            dz[np.arange(n), self.labels] -= 1
+            dz[np.arange(len(dz)), self.labels] -= 1
         else:
             # d/dz of -sum_k t_k log p_k is p * sum_k t_k - t: p - t for rows that sum to 1.
             dz = self.p * self.t.sum(axis=1, keepdims=True)
@@ -101,12 +106,12 @@ class SoftmaxCrossEntropy(Loss):
         return int((self.z.argmax(axis=1) == self.labels).sum())
 
     def output_bias(self):
-        n, classes = self.p.shape
+        n, classes = self.total, self.p.shape[1]
         if self.t is None:
-            target_mean = np.bincount(self.labels, minlength=classes) / n
+            target_sum = np.bincount(self.labels, minlength=classes)
         else:
-            target_mean = self.t.mean(axis=0, dtype=np.float64)
-        return self.p.mean(axis=0, dtype=np.float64) - target_mean
+            target_sum = self.t.sum(axis=0, dtype=np.float64)
+        return self.p.sum(axis=0, dtype=np.float64) / n - target_sum / n
 
     @staticmethod
     def checked_targets(z, t):
