@@ -39,8 +39,15 @@ class BiasSumSample(F.Callback):
         roles = {"output": layers[-1]} | ({"first": layers[0]} if len(layers) > 1 else {})
         arrays = {"step": np.asarray(state.step)}
         for role, layer in roles.items():
-            arrays.update({f"{role}/{key}": value
-                           for key, value in sample(state.model, layer, dys[layer]).items()})
+            found = sample(state.model, layer, dys[layer])
+            if state.comm.size > 1:  # each process holds its rows: in rank order, the batch's
+                rows = state.comm.gather(found["rows"])
+                if rows is not None:
+                    found["rows"] = np.concatenate(rows)
+                    found["shape"][0] = len(found["rows"])
+            arrays.update({f"{role}/{key}": value for key, value in found.items()})
+        if state.comm.rank != 0:  # rank 0 writes the run's files
+            return
         with atomic_write(self.path) as f:
             np.savez_compressed(f, **arrays)
 

@@ -41,11 +41,12 @@ def load_data(config, rng, progress=None, log=print):
                   for split in (train, val, test)))
 
 
-def build_model(config, input_shape, rng):
+def build_model(config, input_shape, rng, draws=None):
     """The Sequential model of config["model"]; each layer's input size comes from the shape
     (per example) that the layers before it produce, starting from input_shape. A layer that
     does not fit what reaches it (a kernel larger than its image, say) is a ConfigError naming
-    its key path."""
+    its key path. Weights come from rng; a layer that draws while training (Dropout's masks,
+    Layer.draws) draws from `draws` when given (each process's own in a data-parallel run)."""
     kinds, layers, shape = F.LAYERS, [], tuple(input_shape)
     for i, item in enumerate(config["model"]):
         cls = kinds[layer_kind(item)]
@@ -54,7 +55,7 @@ def build_model(config, input_shape, rng):
         args = {names.get(key, key): value for key, value in given.items()}
         args.update({arg: infer(shape) for arg, infer in cls.from_input.items()})
         if "rng" in inspect.signature(cls).parameters:
-            args["rng"] = rng
+            args["rng"] = draws if cls.draws and draws is not None else rng
         try:
             layers.append(cls(**args))
             shape = layers[-1].output_shape(shape)
@@ -73,14 +74,15 @@ def checked_model(config, source):
         raise ConfigError(f"{source}: {error}.") from None
 
 
-def build_training(config, train, rng):
+def build_training(config, train, rng, draws=None):
     """The model, the learning-rate schedule and the optimizer of a run on the training set
-    `train` (x, t), and its steps per epoch: everything fit updates, made in one place.
+    `train` (x, t), and its steps per epoch: everything fit updates, made in one place (draws:
+    as build_model's).
 
     The schedule owns the learning rate: config's optimizer.lr reaches the optimizer only
     through it (its value at step 0 here; LRSchedule sets it before every step)."""
     x = train[0]
-    model = build_model(config, x.shape[1:], rng)
+    model = build_model(config, x.shape[1:], rng, draws)
     steps_per_epoch = -(-len(x) // config["data"]["batch_size"])
     schedule = build_schedule(config, steps_per_epoch)
     settings = dict(config["optimizer"])

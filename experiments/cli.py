@@ -1,17 +1,21 @@
 """The command line behind train.py: main(argv) -> exit code, callable in-process by tests."""
 import argparse
 import errno
+import io
 import shutil
 import sys
 import textwrap
 import unicodedata
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from datasets import DownloadError, IDXError
+from framework.comm import split_batch_size
 
 from .config import ConfigError, catalogue, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, stdout_closed
 from .memory import check_before_work
+from .processes import end, launched
 from .resume import checked_state
 from .run import Interrupted, run_one
 from .sweep import combinations, run_sweep
@@ -113,7 +117,27 @@ def fail(message):
 
 
 def main(argv=None, default_config=DEFAULT_CONFIG):
-    """Runs the command line; returns the exit code."""
+    """Runs the command line; returns the exit code.
+
+    Started by mpiexec (or srun) as K processes, each runs it, training one run together
+    (processes.py): rank 0 speaks for them all; another's messages are shown only when it fails
+    alone, and then its failure ends the job."""
+    try:
+        comm = launched()
+    except ConfigError as e:
+        fail(e)
+        return 2
+    job = Job()
+    if comm.rank == 0:
+        return end(comm, command(argv, default_config, comm, job), job.together)
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()) as said:
+        code = command(argv, default_config, comm, job)
+    return end(comm, code, job.together, said.getvalue())
+
+
+def command(argv, default_config, comm, job):
+    """The command line's work in this process (comm: the processes of the run); returns the
+    exit code."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed why
@@ -162,8 +186,10 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
             return 2
 
     console = "quiet" if args.quiet else "verbose" if args.verbose else "normal"
-    job = Job()
     try:
+        if comm.size > 1 and (args.eval or args.predict):
+            raise ConfigError(f"--{'eval' if args.eval else 'predict'} runs in one process: give "
+                              "it without mpiexec.")
         if args.eval:
             from .evaluation import evaluate_run
             return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console))
@@ -174,13 +200,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
             from .predict import predict_images
             return predict_images(args.predict[0], args.predict[1:], args.show, args.out,
                                   Log(console=console))
-        return run(args, default_config, console, job)
+        return run(args, default_config, console, job, comm)
     except ConfigError as e:
         fail(e)
         job.discard_if_empty()
         return 2
-    except Interrupted as e:
-        fail(interrupted(e))
+    except Interrupted as e:  # every process of a run stops at the same step; rank 0 says so
+        job.together = True
+        if comm.rank == 0:
+            fail(interrupted(e))
         return 130
     except KeyboardInterrupt:
         fail("Interrupted before training started; nothing to resume.")
@@ -236,11 +264,12 @@ def interrupted(e):
 
 class Job:
     """The folder this command works in: whether this command made it, and for a sweep its lock
-    (a run's own lock is run_one's)."""
+    (a run's own lock is run_one's); together: the command ended as every process of the run did
+    at the same step (diverged, or Ctrl-C while training), not alone."""
 
     def __init__(self):
         self.folder = self.handle = None
-        self.created = False
+        self.created = self.together = False
 
     def take(self, folder, handle, created):
         self.folder, self.handle, self.created = folder, handle, created
@@ -265,7 +294,7 @@ class Job:
             self.handle = None
 
 
-def run(args, default_config, console, job):
+def run(args, default_config, console, job, comm):
     """Loads and checks the config, then runs it (one run, or a sweep) or continues it; returns
     the exit code. Only the mode is chosen here: a run is run_one's, a sweep run_sweep's."""
     resume = args.resume is not None
@@ -294,6 +323,10 @@ def run(args, default_config, console, job):
     note = "".join(f" --set {o}" for o in args.overrides)
     # where the config came from, for log.txt and config.yaml (kept as it is by a plain resume)
     origin = f"{source}{note}" if note or not resume else None
+    if config["sweep"] is not None and comm.size > 1:
+        raise ConfigError(f"{source}: a sweep under mpiexec: {comm.size} processes train one run "
+                          "together; run a sweep without mpiexec (its runs are jobs of their "
+                          "own), or each of its configs under mpiexec.")
     if config["sweep"] is not None:
         runs = combinations(config, user, source)
         check_before_work([(label, each) for label, _, each in runs], source,
@@ -313,13 +346,21 @@ def run(args, default_config, console, job):
         return 0
 
     check_before_work([(None, config)], source)
-    if resume:
-        checked_state(folder, config)  # a changed config is refused before any data is loaded
-    else:
-        folder = new_folder(args.out, config, source, job, sweep=False)
-    summary = run_one(config, folder, resume, origin, console)
+    try:
+        split_batch_size(config["data"]["batch_size"], comm.size)
+    except ValueError as e:
+        raise ConfigError(f"{source}: data.batch_size: {e} (--set data.batch_size=...).") from None
+    if resume:  # a changed config, or another number of processes, is refused before any data
+        checked_state(folder, config, comm.size)
+    else:  # made by rank 0, which owns it: the others write nothing, but know which it is
+        folder = new_folder(args.out, config, source, job, sweep=False) if comm.rank == 0 else None
+        folder = Path(comm.allgather(folder)[0])
+    summary = run_one(config, folder, resume, origin, console, comm=comm)
     if summary["status"] != "diverged":
         return 0
+    job.together = True  # every process saw the same non-finite sums
+    if comm.rank != 0:
+        return 3
     epoch = summary["last_good_epoch"]
     fail(f"Training stopped: a value is NaN or infinite at {summary['error']}. "
          + (f"The checkpoint of epoch {epoch} (the last one with finite weights) is kept in "

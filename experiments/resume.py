@@ -6,6 +6,7 @@ import json
 
 import framework as F
 from datasets import DATASETS
+from framework.comm import LOCAL
 from framework.files import atomic_write
 
 from .yamlfile import ConfigError
@@ -31,8 +32,9 @@ def differences(saved, current, path=()):
     return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
 
 
-def checked_state(folder, config):
-    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history).
+def checked_state(folder, config, processes=1):
+    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history)
+    and against the number of processes that resume it (as many as trained it).
 
     The CLI calls this before any data is loaded, so that a changed config.yaml (even one cut
     down to a few bytes, which reads as all defaults, the dataset included) is refused at once
@@ -62,21 +64,39 @@ def checked_state(folder, config):
             or [r.get("epoch") if isinstance(r, dict) else None for r in history]
             != list(range(1, epoch + 1))):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
+    trained_by = state.get("processes", 1)  # a checkpoint from before data parallelism: one
+    if trained_by != processes:
+        how = (f"mpiexec -n {trained_by} python train.py --resume {folder}" if trained_by != 1
+               else f"python train.py --resume {folder}, without mpiexec")
+        raise ConfigError(f"{where}: this run was trained by {trained_by} process"
+                          f"{'es' if trained_by != 1 else ''} and would be resumed by {processes}: "
+                          "each process draws its own dropout masks and adds its own rows of "
+                          "every batch, so another number would not continue the same run. "
+                          f"Resume it as it ran: {how}.")
     return state
 
 
-def restore(folder, model, optimizer, rng, config):
-    """Loads folder/checkpoint.npz into model, optimizer and rng, each part checked first;
-    returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
-    state = checked_state(folder, config)
+def restore(folder, model, optimizer, rng, config, comm=LOCAL, own=None):
+    """Loads folder/checkpoint.npz into model, optimizer and rng (and, in a run over processes,
+    this process's own generator `own` from the states saved in rank order), each part checked
+    first; returns (epoch, history). Anything that does not fit is a ConfigError saying what."""
+    state = checked_state(folder, config, comm.size)
     where, epoch, history = f"--resume {folder}", state["epoch"], state["history"]
     kind = type(rng.bit_generator).__name__
-    if not isinstance(state["rng"], dict) or state["rng"].get("bit_generator") != kind:
-        raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} state.")
+    generators = {"rng": (rng, state["rng"])}
+    if own is not None:
+        saved = state.get("process_rngs")
+        generators["process_rngs"] = (own, saved[comm.rank] if isinstance(saved, list)
+                                      and len(saved) == comm.size else None)
+    for name, (_, saved) in generators.items():
+        if not isinstance(saved, dict) or saved.get("bit_generator") != kind:
+            raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} "
+                              f"state ({name}).")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
+        for generator, saved in generators.values():
+            generator.bit_generator.state = saved
     except (KeyError, ValueError, TypeError) as e:
         raise ConfigError(f"{where}: the checkpoint does not fit the configured model or optimizer "
                           f"({e}).") from None

@@ -12,11 +12,13 @@ import pandas as pd
 import framework as F
 from framework.bias_log import BiasLines
 from framework.callbacks import epoch_line
+from framework.comm import LOCAL, process_rng
 
 from .bias_sum import BiasSumSample
 from .build import build_training, load_data, parameter_count
 from .folder import Log, claim_run_folder, save_config
 from .plots import plot_run
+from .processes import set_blas_threads
 from .resume import restore, trim_csv
 from .summary import summarize, write_summary
 from .workers import BLAS_VARIABLES
@@ -26,7 +28,7 @@ METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", 
                   "test_loss", "test_acc", "seconds"]
 BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape", "db_shape",
                 "db_norm", "sum_norm", "sum_check", "ones_check", "numeric_rel_err", "db_sum",
-                "identity_check", "top_class", "top_db"]
+                "identity_check", "top_class", "top_db", "processes", "partial_norms"]
 
 
 class Interrupted(Exception):
@@ -172,7 +174,7 @@ def blas_line():
     return line + (f" ({', '.join(settings)})" if settings else "")
 
 
-def run_one(config, folder, resume=False, origin=None, console="off", stop=None):
+def run_one(config, folder, resume=False, origin=None, console="off", stop=None, comm=None):
     """Runs one experiment (or, with resume, continues it) in `folder`; returns its summary.
 
     A run is a job: it takes and returns plain data, so it runs the same in this process, in a
@@ -186,20 +188,29 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None)
     is). console: "off" (a sweep's run: log.txt
     only), "quiet", "normal" or "verbose" (the config too). stop: a file whose appearance ends
     the run as Ctrl-C does (how a sweep stops runs in other processes and on other machines).
+    comm: the processes training this one run together (framework.comm; mpiexec -n K train.py),
+    which all call run_one: rank 0 owns the folder (its lock, its log and every file), the others
+    write nothing, not even to the console, and return only the status.
     """
+    comm = LOCAL if comm is None else comm
+    if comm.rank != 0:
+        set_blas_threads(comm)
+        return train(config, folder, Log(console="off"), resume, False, stop, comm)
     folder = Path(folder)
     handle = claim_run_folder(folder, resume)
     log = Log(folder / "log.txt", console)
     try:
         log.detail(blas_line())
         log(f"{'resuming' if resume else 'run'}: {folder}")
+        if comm.size > 1:
+            log(set_blas_threads(comm))
         if origin is not None:
             log(f"config: {origin}")
             save_config(config, folder, f"resolved config{', resumed' if resume else ''} of "
                                         f"{origin}")
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
         summary = train(config, folder, log, resume, progress=config["logging"]["progress"]
-                        if console != "off" else False, stop=stop)
+                        if console != "off" else False, stop=stop, comm=comm)
         if summary["status"] == "diverged":
             log(f"diverged: {summary['error']}", screen=False)  # the caller says what to do
         else:
@@ -226,27 +237,29 @@ def result_line(summary):
     return f"{r['status']}: {test}{best} after {epochs} ({r['train_seconds']:.1f} s)"
 
 
-def train(config, folder, log, resume, progress, stop):
+def train(config, folder, log, resume, progress, stop, comm=LOCAL):
     """The run itself: data, the run's objects, fit with the callbacks that write the folder's
-    files, the summary."""
+    files (rank 0's only, in a run over processes), the summary (of the others: the status)."""
     started = time.perf_counter()
-    training = config["training"]
-    rng = np.random.default_rng(training["seed"])
+    training, writes = config["training"], comm.rank == 0
+    rng = np.random.default_rng(training["seed"])  # the same in every process: weights, batches
+    own = process_rng(training["seed"], comm)  # each process's dropout masks and shifts, if several
     data = load_data(config, rng, progress=progress, log=log)
     log(f"      train {len(data.train[0]):,}  val {0 if data.val is None else len(data.val[0]):,}  "
         f"test {0 if data.test is None else len(data.test[0]):,} examples of shape "
         f"{data.train[0].shape[1:]}")
-    model, schedule, optimizer, steps_per_epoch = build_training(config, data.train, rng)
+    model, schedule, optimizer, steps_per_epoch = build_training(config, data.train, rng, own)
     log(model.summary(compact=True))
 
     start, history, earlier_seconds = 0, [], 0.0
     if resume:
-        start, history = restore(folder, model, optimizer, rng, config)
+        start, history = restore(folder, model, optimizer, rng, config, comm, own)
         if start == training["epochs"]:
             log(f"this run has done all {start} epochs: nothing to resume (its summary is redone)")
         earlier_seconds = float(F.load(folder / "checkpoint.npz").get("wall_seconds", 0.0))
-        trim_csv(folder / "bias_grads.csv", start, BIAS_COLUMNS)
-        trim_csv(folder / "steps.csv", start, StepsCSV.COLUMNS)
+        if writes:
+            trim_csv(folder / "bias_grads.csv", start, BIAS_COLUMNS)
+            trim_csv(folder / "steps.csv", start, StepsCSV.COLUMNS)
         log(f"resuming {folder} after epoch {start} of {training['epochs']}")
 
     every = training["eval_every"]
@@ -254,14 +267,16 @@ def train(config, folder, log, resume, progress, stop):
     checkpoint = F.Checkpoint(folder / "checkpoint.npz", rng=rng, history=history,
                               best=folder / "best.npz" if data.val is not None else None,
                               extra=lambda: {"config": config, "wall_seconds":
-                                             earlier_seconds + time.perf_counter() - started})
+                                             earlier_seconds + time.perf_counter() - started},
+                              process_rng=own)
     metrics = MetricsCSV(folder, history)
     early = F.EarlyStopping(training["patience"], history) if training["patience"] else None
     max_steps = training["max_steps"]
     # cut short: max_steps ends the run before the planned epochs do
     cut = max_steps is not None and max_steps < training["epochs"] * steps_per_epoch
     callbacks = [
-        *([F.RandomShift(shift, rng)] if (shift := config["data"]["augment_shift"]) else []),
+        *([F.RandomShift(shift, own or rng)] if (shift := config["data"]["augment_shift"])
+          else []),
         F.LRSchedule(schedule),  # the learning rate's one owner: sets it before every step
         F.CheckFinite(),
         BiasSumSample(folder),  # before BiasLog, whose float64 check runs forward again
@@ -270,10 +285,9 @@ def train(config, folder, log, resume, progress, stop):
         F.ProgressBar(progress, lines=False),
         F.Evaluate({name: split for name, split in splits.items() if split is not None},
                    every=every),
-        StepsCSV(folder),
-        metrics,
+        *([StepsCSV(folder), metrics] if writes else []),
         checkpoint,  # epoch 0 (or the restored one) too: a NaN in epoch 1 still leaves a good state
-        EpochLog(log),
+        *([EpochLog(log)] if writes else []),
         *([early] if early else []),
         *([F.StopAfter(max_steps)] if max_steps else []),
         *([StopFile(stop)] if stop else []),
@@ -281,16 +295,18 @@ def train(config, folder, log, resume, progress, stop):
     loss_fn = F.LOSSES[config["loss"]]()  # the config's choice (framework/losses.py)
     # Overflow shows up as NonFiniteError with its step and layer; numpy's warnings would only
     # say the same thing less precisely, in the middle of the log.
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
+    try:  # over processes, a Ctrl-C stops every one of them at the same step
+        with np.errstate(over="ignore", invalid="ignore"), comm.deferred_interrupts():
             F.fit(model, loss_fn, optimizer, data.train, epochs=training["epochs"],
                   batch_size=config["data"]["batch_size"], rng=rng,
                   shuffle=config["data"]["shuffle"], val=data.val if every == 1 else None,
-                  callbacks=callbacks, start_epoch=start)
+                  callbacks=callbacks, start_epoch=start, comm=comm)
     except KeyboardInterrupt:
         checkpoint.ensure_saved()
         raise Interrupted(folder, checkpoint.saved_epoch) from None
-    except F.NonFiniteError as e:
+    except F.NonFiniteError as e:  # every process stops at the same step: it sees the same sums
+        if not writes:
+            return {"status": "diverged"}
         return finish(config, folder, log, metrics.records, model, earlier_seconds, started,
                       "diverged", error=str(e), last_good_epoch=checkpoint.saved_epoch)
     status = "finished"
@@ -300,6 +316,8 @@ def train(config, folder, log, resume, progress, stop):
         status = "stopped early"
         log(f"early stopping: validation accuracy has not improved for {training['patience']} "
             "evaluations")
+    if not writes:
+        return {"status": status}
     try:
         return finish(config, folder, log, metrics.records, model, earlier_seconds, started, status)
     except KeyboardInterrupt:
