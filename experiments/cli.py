@@ -208,7 +208,7 @@ def command(argv, default_config, comm, job):
     except Interrupted as e:  # every process of a run stops at the same step; rank 0 says so
         job.together = True
         if comm.rank == 0:
-            fail(interrupted(e))
+            fail(interrupted(e, f"mpiexec -n {comm.size} " if comm.size > 1 else ""))
         return 130
     except KeyboardInterrupt:
         fail("Interrupted before training started; nothing to resume.")
@@ -235,11 +235,12 @@ def command(argv, default_config, comm, job):
         job.close()
 
 
-def interrupted(e):
+def interrupted(e, launcher=""):
     """What Ctrl-C leaves and how to continue: a run's checkpoint is in its own folder, which for
-    a sweep is one of the sweep folder's runs, while --resume takes the sweep's folder."""
+    a sweep is one of the sweep folder's runs, while --resume takes the sweep's folder (launcher:
+    `mpiexec -n K ` for a run over K processes, which resumes as it ran)."""
     checkpoint = e.folder / "checkpoint.npz"
-    resume = f"\n    python train.py --resume {e.resume}"
+    resume = f"\n    {launcher}python train.py --resume {e.resume}"
     if e.complete and e.epoch is None:  # every run of a sweep done: only the comparison left
         return (f"Interrupted after every run of the sweep was complete; {e.unwritten} not "
                 f"written. Write them with:{resume}")

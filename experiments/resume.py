@@ -66,13 +66,13 @@ def checked_state(folder, config, processes=1):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
     trained_by = state.get("processes", 1)  # a checkpoint from before data parallelism: one
     if trained_by != processes:
-        how = (f"mpiexec -n {trained_by} python train.py --resume {folder}" if trained_by != 1
-               else f"python train.py --resume {folder}, without mpiexec")
+        how = f"mpiexec -n {trained_by} " if trained_by != 1 else ""
         raise ConfigError(f"{where}: this run was trained by {trained_by} process"
                           f"{'es' if trained_by != 1 else ''} and would be resumed by {processes}: "
                           "each process draws its own dropout masks and adds its own rows of "
                           "every batch, so another number would not continue the same run. "
-                          f"Resume it as it ran: {how}.")
+                          f"Resume it as it ran{', without mpiexec' if not how else ''}:\n"
+                          f"    {how}python train.py --resume {folder}")
     return state
 
 

@@ -1,15 +1,21 @@
 """Data parallelism over a real MPI: `mpiexec -n 2` from the optional extra (pip install -e
 ".[mpi]"), which CI installs; without it these tests skip, saying so (in CI they fail)."""
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from mpi_fit import train
 
+import framework as F
+from experiments.cli import main
 from framework.comm import LOCAL, Local, process_rng, share, split_batch_size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +98,139 @@ def test_each_process_draws_its_own_stream_and_one_process_the_runs_own():
     assert not np.array_equal(draws[0], draws[1])
     assert np.array_equal(draws[1], process_rng(0, Rank(1, 2)).random(4))  # from the seed alone
     assert not np.array_equal(draws[1], process_rng(1, Rank(1, 2)).random(4))
+
+
+# --- train.py under mpiexec -----------------------------------------------------------------
+
+# Long enough (about a second an epoch) to be stopped in the middle: synthetic points, dropout
+# (each process its own masks) and BatchNorm (statistics over both processes).
+LONG = """\
+name: long
+data:
+  dataset: synthetic
+  validation: 500
+  batch_size: 64
+  train: 12500
+  test: 500
+  features: 32
+  classes: 4
+model: [{affine: {out: 128}}, batchnorm, relu, {dropout: {p: 0.2}}, {affine: {out: 4}}]
+optimizer: {name: adam, lr: 0.001}
+training: {epochs: 5, seed: 3, bias_every: 50}
+logging: {progress: false, plots: false}
+"""
+
+
+def train_py(processes, *args, timeout=300):
+    return run_mpi(processes, ROOT / "train.py", *args, timeout=timeout)
+
+
+def start_train_py(processes, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([mpiexec(), "-n", str(processes), sys.executable, ROOT / "train.py",
+                             *map(str, args)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch(folder, epoch, job, timeout=120):
+    """Waits until the run's log.txt shows the line of `epoch`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.poll() is None:
+        log = folder / "log.txt"
+        if log.exists() and f"epoch {epoch}/" in log.read_text(encoding="utf-8"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"epoch {epoch} never logged: {job.poll()}")
+
+
+def files_of(folder):
+    """What a resumed run must repeat exactly: metrics without time, steps, bias log, weights."""
+    metrics = [line.rsplit(",", 1)[0]
+               for line in (folder / "metrics.csv").read_text().splitlines()]
+    state = F.load(folder / "checkpoint.npz")
+    return (metrics, (folder / "steps.csv").read_text(), (folder / "bias_grads.csv").read_text(),
+            state["model"], state["optimizer"], state["process_rngs"])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The LONG run by 2 processes from start to end, and its config file."""
+    where = tmp_path_factory.mktemp("uninterrupted")
+    config = where / "long.yaml"
+    config.write_text(LONG, encoding="utf-8")
+    done = train_py(2, config, "--out", where / "run")
+    assert done.returncode == 0, done.stderr
+    return config, where / "run", done
+
+
+def assert_same_run(a, b):
+    ma, sa, ba, wa, oa, ra = files_of(a)
+    mb, sb, bb, wb, ob, rb = files_of(b)
+    assert (ma, sa, ba, ra) == (mb, sb, bb, rb)
+    for name in wa:
+        assert np.array_equal(wa[name], wb[name]), name
+    for name in oa:
+        assert np.array_equal(oa[name], ob[name]), name
+
+
+def test_rank_0_alone_speaks_and_the_log_shows_the_processes_partial_sums(uninterrupted):
+    _, run, done = uninterrupted
+    assert done.stdout.count("finished: test accuracy") == 1
+    log = (run / "log.txt").read_text(encoding="utf-8")
+    assert any(re.match(r"processes: 2 \(MPI\).*BLAS threads: 1 in each", line)
+               for line in log.splitlines()[:3])  # among the first lines
+    assert "affine2.b  dY (32, 4) in each of 2 processes -> db (4,) = sum of 64 rows" in log
+    assert "checks: Σ 0.0e+00" in log  # db is exactly the Allreduce sum of the partial sums
+    bias = pd.read_csv(run / "bias_grads.csv")
+    assert (bias["processes"] == 2).all() and (bias["batch_size"] == 64).all()
+    assert F.load(run / "checkpoint.npz")["processes"] == 2
+
+
+def test_ctrl_c_to_mpiexec_leaves_a_run_that_resumes_bit_identical(uninterrupted, tmp_path):
+    config, whole, _ = uninterrupted
+    job = start_train_py(2, config, "--out", tmp_path / "run")
+    wait_for_epoch(tmp_path / "run", 2, job)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert err.count("Interrupted. Epoch") == 1
+    assert f"mpiexec -n 2 python train.py --resume {tmp_path / 'run'}" in err
+    done = train_py(2, "--resume", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(whole, tmp_path / "run")
+
+
+def test_a_killed_process_ends_the_others_and_the_run_resumes_bit_identical(uninterrupted,
+                                                                            tmp_path):
+    config, whole, _ = uninterrupted
+    job = start_train_py(2, config, "--out", tmp_path / "run")
+    wait_for_epoch(tmp_path / "run", 1, job)
+    rank_0 = int((tmp_path / "run" / ".lock").read_text())
+    os.kill(rank_0, signal.SIGKILL)
+    killed = time.monotonic()
+    job.communicate(timeout=60)
+    assert time.monotonic() - killed < 10 and job.returncode != 0
+    done = train_py(2, "--resume", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(whole, tmp_path / "run")
+
+
+def test_resuming_with_another_number_of_processes_is_refused_saying_how_it_ran(uninterrupted,
+                                                                                 capsys):
+    _, run, _ = uninterrupted
+    assert main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "trained by 2 processes and would be resumed by 1" in " ".join(err.split())
+    assert f"mpiexec -n 2 python train.py --resume {run}" in err
+
+
+def test_a_batch_the_processes_cannot_split_is_refused_once_before_any_work(tmp_path):
+    config = tmp_path / "long.yaml"
+    config.write_text(LONG, encoding="utf-8")
+    done = train_py(2, config, "--out", tmp_path / "run", "--set", "data.batch_size=65",
+                    timeout=60)
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert said.count("data.batch_size: batch size 65 does not split evenly over 2 processes: "
+                      "the nearest that does is 64 or 66") == 1
+    assert not (tmp_path / "run").exists()
