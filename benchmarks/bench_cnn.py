@@ -24,14 +24,19 @@ printed at the end.
     python benchmarks/bench_cnn.py --json cnn.json    # also write the figures
     python benchmarks/bench_cnn.py --coretype Haswell # again, in a child process with
                                                       # OPENBLAS_CORETYPE=Haswell
+    python benchmarks/bench_cnn.py --ranks 2 --batch-sizes 128
+                # data parallelism: 2 processes x 1 thread (mpiexec, framework.parallel)
+                # against 1 process x 1 and x 2 threads and PyTorch x 2, for the CNN and
+                # configs/mnist_mlp.yaml's MLP (--models cnn,mlp), in one run (ranks.py)
 
 OpenBLAS kernels: the benchmark runs with the environment it is given; --coretype NAME runs it
 in a child process whose environment sets OPENBLAS_CORETYPE=NAME (yours is left as it is).
 """
+import argparse
 import os
-from pathlib import Path
 
 import numpy as np
+from ranks import model_of, ranks_table, ranks_worker
 from timing import (
     Timed,
     batch_sizes,
@@ -53,16 +58,19 @@ from timing import (
 )
 
 import framework as F
-from experiments.build import build_model
-from experiments.config import load
 
 EXAMPLES = 2048  # the synthetic set a step takes its batch from, in order
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist_cnn.yaml"
 
 
 def parse_args(argv=None):
     ap = benchmark_parser(__doc__, batch_sizes="32,128", reps=7, block=0.5, warmup=0.5,
                           profile_steps=40)
+    ap.add_argument("--ranks", type=int, metavar="K",
+                    help="time K processes (mpiexec, 1 BLAS thread each) against 1 process with "
+                         "1 thread and with all, and PyTorch (needs the mpi extra)")
+    ap.add_argument("--models", default="cnn,mlp",
+                    help="with --ranks: cnn (configs/mnist_cnn.yaml), mlp (mnist_mlp.yaml)")
+    ap.add_argument("--ranks-worker", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -72,11 +80,6 @@ def mnist(seed):
 
 # --- the candidates -------------------------------------------------------------------------
 
-def cnn(rng):
-    """The model of configs/mnist_cnn.yaml, as train.py builds it."""
-    return build_model(load(CONFIG), (1, 28, 28), rng)
-
-
 def with_input_shapes(model):
     """(layer, the shape of one example going into it) for each layer of the model."""
     return zip(model.layers, [model.input_shape, *model.output_shapes(model.input_shape)])
@@ -84,7 +87,7 @@ def with_input_shapes(model):
 
 class Framework(Timed):
     def __init__(self, x, t, batch, seed):
-        self.model = cnn(np.random.default_rng(seed))
+        self.model = model_of("cnn", np.random.default_rng(seed))
         self.loss_fn = F.SoftmaxCrossEntropy()
         self.optimizer = F.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t, self.batch, self.first = x, t, batch, 0
@@ -127,7 +130,7 @@ class Floor(Timed):
     """The step's matrix products alone, into arrays allocated once."""
 
     def __init__(self, batch):
-        self.products = floor_products(batch, cnn(np.random.default_rng(0)))
+        self.products = floor_products(batch, model_of("cnn", np.random.default_rng(0)))
 
     def run(self, steps):
         for _ in range(steps):
@@ -136,11 +139,11 @@ class Floor(Timed):
 
 
 class Torch(Timed):
-    def __init__(self, x, t, batch, seed):
+    def __init__(self, x, t, batch, seed, model="cnn"):
         import torch
         torch.manual_seed(seed)
         self.torch = torch
-        self.model = torch_twin(cnn(np.random.default_rng(seed)), torch.nn)
+        self.model = torch_twin(model_of(model, np.random.default_rng(seed)), torch.nn)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
         self.batch, self.first = batch, 0
@@ -172,6 +175,8 @@ def torch_twin(model, nn):
         elif isinstance(layer, F.MaxPool2D):
             modules.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
         elif isinstance(layer, F.Affine):
+            if len(shape) > 1:  # our Affine flattens an image itself
+                modules.append(nn.Flatten())
             modules.append(nn.Linear(layer.in_features, layer.out_features))
         elif isinstance(layer, F.Dropout):
             modules.append(nn.Dropout(layer.p))
@@ -185,9 +190,10 @@ def torch_twin(model, nn):
 
 
 def torch_worker(args):
-    """The child's side of TorchProcess: a candidate's key is its batch size."""
+    """The child's side of TorchProcess: a candidate's key is its batch size (the CNN), or
+    its model and batch size (--ranks)."""
     x, t = mnist(args.seed)
-    serve_torch(lambda batch: Torch(x, t, int(batch), args.seed), args.threads)
+    serve_torch(lambda *key: Torch(x, t, int(key[-1]), args.seed, *key[:-1]), args.threads)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -242,6 +248,19 @@ def main(args):
           f"(OPENBLAS_CORETYPE={coretype_env()}); "
           f"{os.cpu_count()} CPUs; load average {load_average(1)}")
     x, t = mnist(args.seed)
+    if args.ranks:
+        args.script = __file__
+        torch_process = start_torch(__file__, args, threads)
+        try:
+            rows = ranks_table(args, x, t, torch_process, threads)
+        finally:
+            if torch_process is not None:
+                torch_process.close()
+        print(f"load average at the end {load_average(1)}")
+        if args.json:
+            write_json(args, rows, threads, torch_process and torch_process.version,
+                       ranks=args.ranks)
+        return
     if args.profile:
         profile(args, x, t)
         print(f"\npeak RSS {peak_rss_mb():.0f} MB")
@@ -269,5 +288,14 @@ def main(args):
                    torch_peak_rss_mb=torch_rss)
 
 
+def worker(args):
+    """A child's loop: PyTorch's (--torch-worker), or the K processes' (--ranks-worker)."""
+    if args.ranks_worker:
+        ranks_worker(args, *mnist(args.seed))
+    else:
+        torch_worker(args)
+
+
 if __name__ == "__main__":
-    run(__file__, parse_args(), main, torch_worker)
+    args = parse_args()
+    run(__file__, args, main, worker) if not args.ranks_worker else worker(args)
