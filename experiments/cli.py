@@ -146,10 +146,11 @@ def command(argv, default_config, comm, job):
         stdout_closed()
         return 0
     if args.explain_bias:
-        from .explain import explain_bias, explain_conv_bias
+        from .explain import explain_bias, explain_conv_bias, explain_processes
         try:
             explain_bias()
             explain_conv_bias()
+            explain_processes()
         except BrokenPipeError:
             stdout_closed()
         return 0

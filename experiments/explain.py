@@ -77,3 +77,31 @@ def explain_conv_bias(print=print):
     print("For a batch of 128 and 28x28 outputs, "
           "100,352 entries add into each entry of db; BatchNorm's")
     print("beta is broadcast the same way, so dbeta sums the same axes.")
+
+
+def explain_processes(print=print):
+    """The same sum split over processes (mpiexec -n 2 train.py): the N=3 rows of explain_bias
+    as 2 rows on one process and 1 on another, each its own real Affine layer, their partial
+    sums added as MPI's Allreduce(SUM) adds them."""
+    dY = np.array([[0.1, -0.3], [0.2, 0.1], [-0.4, 0.5]])
+    x = np.array([[1, 2], [0, 1], [3, -1]], dtype=np.float64)
+    partials = []
+    for rows in (slice(0, 2), slice(2, 3)):  # process 0's rows, process 1's
+        layer = F.Affine(2, 2, dtype=np.float64, rng=np.random.default_rng(0))
+        layer.forward(x[rows])
+        layer.backward(dY[rows])
+        partials.append(layer.b.grad.copy())
+    print("\nThe same sum over processes. `mpiexec -n 2 python train.py CONFIG` splits each "
+          "batch: here")
+    print("process 0 takes rows 0 and 1, process 1 takes row 2, and each runs the same layer on "
+          "its rows.")
+    print("Each backward sums only its own rows of dY:\n")
+    print(f"process 0: db_0 = dY[0] + dY[1] = {show(partials[0])}")
+    print(f"process 1: db_1 = dY[2]         = {show(partials[1])}")
+    print(f"Allreduce(SUM): db_0 + db_1      = {show(partials[0] + partials[1])}   "
+          f"= dY.sum(axis=0), the db of all 3 rows\n")
+    print("Every gradient adds up the same way (dW = xᵀ·dY is a sum over rows too), so after the")
+    print("Allreduce every process takes the step one process takes on the whole batch. The loss")
+    print("of each process's rows is divided by the whole batch's size N, not by its own share,")
+    print("so the partial sums add up to the batch average. The log shows each process's partial")
+    print("sum and checks their Allreduce sum against db.")

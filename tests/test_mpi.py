@@ -234,3 +234,11 @@ def test_a_batch_the_processes_cannot_split_is_refused_once_before_any_work(tmp_
     assert said.count("data.batch_size: batch size 65 does not split evenly over 2 processes: "
                       "the nearest that does is 64 or 66") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_explain_bias_adds_two_processes_partial_sums_into_db(capsys):
+    assert main(["--explain-bias"]) == 0
+    printed = capsys.readouterr().out
+    assert "process 0: db_0 = dY[0] + dY[1] = [0.3, -0.2]" in printed
+    assert "process 1: db_1 = dY[2]         = [-0.4, 0.5]" in printed
+    assert "Allreduce(SUM): db_0 + db_1      = [-0.1, 0.3]" in printed
