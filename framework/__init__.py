@@ -6,7 +6,7 @@ from .layers import (Layer, LAYERS, register_layer, ReLU, Sigmoid, Tanh, LeakyRe
                      Dropout, Affine)
 from .conv import Flatten, MaxPool2D, Conv2D
 from .batchnorm import BatchNorm
-from .losses import Loss, LOSSES, register_loss, SoftmaxCrossEntropy
+from .losses import Loss, LOSSES, register_loss, MeanSquaredError, SoftmaxCrossEntropy
 from .sequential import Sequential
 from .optimizers import (Optimizer, OPTIMIZERS, register_optimizer, SGD, Momentum, Nesterov,
                          AdaGrad, RMSprop, Adam, AdamW)
@@ -24,7 +24,7 @@ __all__ = [
     "Parameter", "sum_to", "Invalid",
     "Layer", "LAYERS", "register_layer", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "Softmax",
     "Dropout", "Affine", "Flatten", "MaxPool2D", "Conv2D", "BatchNorm",
-    "Loss", "LOSSES", "register_loss", "SoftmaxCrossEntropy",
+    "Loss", "LOSSES", "register_loss", "MeanSquaredError", "SoftmaxCrossEntropy",
     "Sequential",
     "Optimizer", "OPTIMIZERS", "register_optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
     "RMSprop", "Adam", "AdamW",

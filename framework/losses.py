@@ -52,6 +52,69 @@ LOSSES = Registry("loss", Loss, naming=snake_case)
 register_loss = LOSSES.register
 
 
+def checked_labels(loss, t, n, classes, outputs="outputs"):
+    """Integer labels t when there is one for each of the n rows and each is a class index in
+    [0, classes), else a ValueError naming the loss, and the label and its row."""
+    if len(t) != n:
+        raise ValueError(f"{loss}: {len(t)} labels for {n} rows of {outputs}")
+    bad = np.flatnonzero((t < 0) | (t >= classes))
+    if len(bad):
+        raise ValueError(f"{loss}: label {t[bad[0]]} in row {bad[0]} is not a class index in "
+                         f"[0, {classes})")
+    return t
+
+
+@register_loss
+class MeanSquaredError(Loss):
+    """L = 1/(N K) sum_n sum_k (y_nk - t_nk)^2: the mean over every entry, as PyTorch's mse_loss.
+
+    Shapes: outputs y (N, K); targets t (N, K) numbers, or integer labels (N,) in [0, K),
+    which stand for one-hot rows (the book's chapter 4 trains so). With r = y - t, the residual,
+    backward returns
+        dy = 2 r / (N K)      (N, K)
+    and summed over the batch this gives the output bias's gradient, the mean residual:
+        db_k = 2/K mean_n r_nk
+    A row's class, for accuracy, is its label, or where its target row is largest; with one
+    output (K = 1, a regression) there are no classes and no accuracy.
+    """
+
+    identity = "db_k = 2/K mean_n (y_nk - t_nk)"
+
+    def forward(self, y, t):
+        y, t = np.asarray(y), np.asarray(t)
+        if y.ndim != 2:
+            raise ValueError(f"MeanSquaredError: outputs must have shape (N, K), got {y.shape}")
+        if t.ndim == 1 and t.dtype.kind in "iu":
+            self.labels = checked_labels("MeanSquaredError", t, *y.shape)
+            self.r = y.copy()
+            self.r[np.arange(len(y)), t] -= 1  # y minus the one-hot rows
+        elif t.shape == y.shape and t.dtype.kind in "fiu":
+            bad = np.argwhere(~np.isfinite(t))
+            if len(bad):
+                row, k = bad[0]
+                raise ValueError(f"MeanSquaredError: target row {row} has {t[row, k]} at column "
+                                 f"{k}; targets must be finite")
+            self.r = y - t.astype(y.dtype, copy=False)
+            self.labels = t.argmax(axis=1) if y.shape[1] > 1 else None
+        else:
+            raise ValueError(f"MeanSquaredError: targets of shape {t.shape} and dtype {t.dtype} "
+                             f"do not fit outputs of shape {y.shape}: give targets of shape "
+                             f"{y.shape}, or integer labels of shape ({len(y)},)")
+        self.predicted = y.argmax(axis=1)
+        return float(np.square(self.r).mean())
+
+    def backward(self):
+        return self.r * self.r.dtype.type(2 / self.r.size)
+
+    def correct(self):
+        if self.labels is None or self.r.shape[1] == 1:
+            return None
+        return int((self.predicted == self.labels).sum())
+
+    def output_bias(self):
+        return 2 / self.r.shape[1] * self.r.mean(axis=0, dtype=np.float64)
+
+
 @register_loss
 class SoftmaxCrossEntropy(Loss):
     """L = -(1/N) sum_n sum_k t_nk log p_nk, with p = softmax(z) over classes.
@@ -122,13 +185,7 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError(f"SoftmaxCrossEntropy: logits must have shape (N, C), got {z.shape}")
         n, classes = z.shape
         if t.ndim == 1 and t.dtype.kind in "iu":
-            if len(t) != n:
-                raise ValueError(f"SoftmaxCrossEntropy: {len(t)} labels for {n} rows of logits")
-            bad = np.flatnonzero((t < 0) | (t >= classes))
-            if len(bad):
-                raise ValueError(f"SoftmaxCrossEntropy: label {t[bad[0]]} in row {bad[0]} is not "
-                                 f"a class index in [0, {classes})")
-            return t
+            return checked_labels("SoftmaxCrossEntropy", t, n, classes, "logits")
         if t.ndim == 2 and t.dtype.kind == "f" and t.shape == z.shape:
             t = t.astype(z.dtype, copy=False)
             negative = np.argwhere(t < 0)
