@@ -44,11 +44,18 @@ class BatchNorm(Layer):
     def __init__(self, num_features: Integer(1), momentum: Real(0, 1) = 0.1,
                  eps: Real(0, low_open=True) = 1e-5, dtype=np.float32, name=None):
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
-        self.gamma = Parameter(np.ones(num_features, dtype), "gamma")
-        self.beta = Parameter(np.zeros(num_features, dtype), "beta")
-        self.running_mean = np.zeros(num_features, dtype)
-        self.running_var = np.ones(num_features, dtype)
+        shapes = self.state_shapes(self.arguments)
+        self.gamma = Parameter(np.ones(shapes["gamma"], dtype), "gamma")
+        self.beta = Parameter(np.zeros(shapes["beta"], dtype), "beta")
+        self.running_mean = np.zeros(shapes["running_mean"], dtype)
+        self.running_var = np.ones(shapes["running_var"], dtype)
         self.name = name
+
+    @classmethod
+    def state_shapes(cls, arguments):
+        channels = (arguments["num_features"],)
+        return {"gamma": channels, "beta": channels, "running_mean": channels,
+                "running_var": channels}
 
     def parameters(self):
         return [self.gamma, self.beta]

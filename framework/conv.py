@@ -197,10 +197,15 @@ class Conv2D(Layer):
         dtype = np.dtype(dtype).type
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        shape = (out_channels, in_channels, kh, kw)
-        self.W = Parameter(rng.standard_normal(shape, dtype=dtype) * dtype(std), "W")
-        self.b = Parameter(np.zeros(out_channels, dtype=dtype), "b")
+        shapes = self.state_shapes(self.arguments)
+        self.W = Parameter(rng.standard_normal(shapes["W"], dtype=dtype) * dtype(std), "W")
+        self.b = Parameter(np.zeros(shapes["b"], dtype=dtype), "b")
         self.name = name
+
+    @classmethod
+    def state_shapes(cls, arguments):
+        out = arguments["out_channels"]
+        return {"W": (out, arguments["in_channels"], *arguments["kernel_size"]), "b": (out,)}
 
     def parameters(self):
         return [self.W, self.b]

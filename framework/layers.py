@@ -33,6 +33,8 @@ class Layer:
                    masks): each process of a data-parallel run gives it a generator of its own
     A layer's `comm` is the processes its batch is split over (framework.comm; fit's AllReduce
     sets it): a layer that computes over the batch (BatchNorm's statistics) sums over them.
+    A layer with parameters or buffers states their shapes in `state_shapes`, and its constructor
+    makes them from it: a checkpoint's arrays are checked against it before any layer is made.
     """
 
     name = None
@@ -43,6 +45,12 @@ class Layer:
     draws = False
     comm = LOCAL
     arguments = {}  # the checked constructor arguments (set by @checked): how to make it again
+
+    @classmethod
+    def state_shapes(cls, arguments):
+        """{name: shape} of the parameters, then the buffers, that a layer made with these
+        (checked) constructor arguments holds, known before any array is made."""
+        return {}
 
     def parameters(self):
         return []
@@ -243,10 +251,15 @@ class Affine(Layer):
         rng = rng if rng is not None else np.random.default_rng()
         dtype = np.dtype(dtype).type
         self.in_features, self.out_features = in_features, out_features
-        self.W = Parameter(rng.standard_normal((in_features, out_features), dtype=dtype)
-                           * dtype(std), "W")
-        self.b = Parameter(np.zeros(out_features, dtype=dtype), "b")
+        shapes = self.state_shapes(self.arguments)
+        self.W = Parameter(rng.standard_normal(shapes["W"], dtype=dtype) * dtype(std), "W")
+        self.b = Parameter(np.zeros(shapes["b"], dtype=dtype), "b")
         self.name = name
+
+    @classmethod
+    def state_shapes(cls, arguments):
+        return {"W": (arguments["in_features"], arguments["out_features"]),
+                "b": (arguments["out_features"],)}
 
     def parameters(self):
         return [self.W, self.b]

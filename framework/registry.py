@@ -79,6 +79,8 @@ class Registry(Mapping):
         check_constructor(cls, where, self.supplied)
         for attribute in ("from_input", "short_names"):  # a layer's, naming its arguments
             check_named_arguments(cls, where, attribute)
+        if hasattr(self.base, "state_shapes"):  # a layer's
+            check_declared_state(cls, where, self.base)
         self.classes[name] = cls
         return cls
 
@@ -128,3 +130,15 @@ def check_named_arguments(cls, where, attribute):
         raise TypeError(f"{where}: {attribute} names {', '.join(map(repr, unknown))}, which the "
                         f"constructor does not take as a checked argument (it takes "
                         f"{', '.join(checked) or 'none'})")
+
+
+def check_declared_state(cls, where, base):
+    """A TypeError when cls holds arrays (its own parameters() or buffers()) but does not state
+    their shapes (state_shapes): a checkpoint could then be checked only after making the layer,
+    whatever size its arguments declare."""
+    holds = cls.parameters is not base.parameters or cls.buffers is not base.buffers
+    if holds and cls.state_shapes.__func__ is base.state_shapes.__func__:
+        raise TypeError(f"{where}: holds parameters or buffers but does not state their shapes; "
+                        "write a classmethod state_shapes(cls, arguments) returning {name: "
+                        "shape} from the checked arguments (see Layer.state_shapes), so that a "
+                        "checkpoint is checked before the layer is made")

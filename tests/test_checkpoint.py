@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from framework import (
+    LAYERS,
     Adam,
     Affine,
     CheckpointError,
@@ -123,3 +124,17 @@ def test_save_in_torch_order_says_what_to_write(tmp_path):
     with pytest.raises(TypeError, match=r"the path comes first .* F\.save\(path, model\)"):
         save(model, tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+LAYER_ARGUMENTS = {"affine": {"in_features": 3, "out_features": 4},
+                   "conv2d": {"in_channels": 2, "out_channels": 3, "kernel_size": (2, 3)},
+                   "batchnorm": {"num_features": 5}, "maxpool2d": {"kernel_size": 2}}
+
+
+@pytest.mark.parametrize("kind", [kind for kind, cls in LAYERS.items()
+                                  if cls.__module__.startswith("framework.")])
+def test_a_layer_holds_the_shapes_it_declares(kind):
+    layer = LAYERS[kind](**LAYER_ARGUMENTS.get(kind, {}))
+    held = {p.name: p.data.shape for p in layer.parameters()}
+    held.update({name: a.shape for name, a in layer.buffers().items()})
+    assert type(layer).state_shapes(layer.arguments) == held

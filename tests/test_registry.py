@@ -113,6 +113,19 @@ def test_from_input_and_short_names_must_name_checked_arguments(scratch_registri
                 pass
 
 
+def test_a_layer_holding_parameters_without_their_shapes_is_refused(scratch_registries):
+    with pytest.raises(TypeError, match=r"Scale.*holds parameters or buffers but does not state "
+                                        r"their shapes; write a classmethod state_shapes"):
+        @F.register_layer
+        class Scale(F.Layer):
+            @checked
+            def __init__(self, features: Integer(1), dtype=np.float32, name=None):
+                self.s = F.Parameter(np.ones(features, dtype), "s")
+
+            def parameters(self):
+                return [self.s]
+
+
 def test_a_name_already_taken_is_refused(scratch_registries):
     with pytest.raises(TypeError, match=r"a layer named 'affine' is already registered "
                                         r"\(framework.layers.Affine\)"):

@@ -21,8 +21,12 @@ class Offset(F.Layer):
     @checked
     def __init__(self, features: Integer(1), start: Real() = 0.0, dtype=np.float32, name=None):
         self.features, self.start = features, start
-        self.b = F.Parameter(np.full(features, start, dtype), "b")
+        self.b = F.Parameter(np.full(self.state_shapes(self.arguments)["b"], start, dtype), "b")
         self.name = name
+
+    @classmethod
+    def state_shapes(cls, arguments):
+        return {"b": (arguments["features"],)}
 
     def parameters(self):
         return [self.b]
