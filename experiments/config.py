@@ -26,6 +26,7 @@ from framework.checks import (
     Text,
     close_match,
     describe,
+    resolve_section,
     settings,
 )
 
@@ -332,34 +333,6 @@ SCHEMA = {
 
 
 # ---- resolving: defaults + user values, checked
-
-def resolve_section(user, schema, path=()):
-    """Defaults of `schema` overlaid with the mapping `user`, every value checked."""
-    if user is None:
-        user = {}
-    if not isinstance(user, dict):
-        raise Invalid(f"wrong type: expected a mapping with keys {', '.join(schema)}, got "
-                      f"{describe(user)}", path)
-    for key in user:
-        if key not in schema:
-            allowed = (f"allowed keys here: {', '.join(schema)}" if schema
-                       else "it takes no settings")
-            raise Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}",
-                          path + (key,))
-    resolved = {}
-    for key, spec in schema.items():
-        if isinstance(spec, dict):
-            resolved[key] = resolve_section(user.get(key), spec, path + (key,))
-            continue
-        default, check = spec
-        if key not in user and default is REQUIRED:
-            raise Invalid(f"missing; it is required ({check.allowed})", path + (key,))
-        try:
-            resolved[key] = check(copy.deepcopy(user.get(key, default)))
-        except Invalid as e:
-            raise Invalid(e.problem, path + (key,) + e.path) from None
-    return resolved
-
 
 def dotted(path):
     """('model', 3, 'dropout', 'p') -> 'model.3.dropout.p'."""

@@ -1,29 +1,12 @@
 """How much memory a config needs, estimated before anything large is allocated."""
 import math
-import os
 
 import framework as F
+from framework.memory import available_bytes, size
 
 from .build import checked_model
 from .config import dataset
 from .yamlfile import ConfigError
-
-GB = 1024 ** 3
-
-
-def available_bytes():
-    """Memory the system can give now (MemAvailable), else its total; None when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def data_bytes(data):
@@ -64,11 +47,6 @@ def config_bytes(config):
         activations += math.prod(shape)
     slots = len(F.OPTIMIZERS[config["optimizer"]["name"]].slots) + 1
     return data_bytes(data) + 4 * (parameters * (3 + slots) + 4 * data["batch_size"] * activations)
-
-
-def size(n):
-    """Bytes in GB for a message: '1356.0 GB', or 'about 10^390 GB' past what a float holds."""
-    return f"{n / GB:.1f} GB" if n < 10**18 * GB else f"10^{len(str(n // GB)) - 1} GB"
 
 
 SMALLER = "a smaller data.batch_size, data.subset, dataset or model"

@@ -8,6 +8,7 @@ and `@checked` runs it before the body: a bad value raises ValueError naming the
 argument and what is allowed. `settings(cls)` lists a class's checked arguments with their
 defaults, which is how a config learns a layer's or optimizer's settings without restating them.
 """
+import copy
 import functools
 import inspect
 import math
@@ -221,6 +222,37 @@ def settings(cls):
     signature = inspect.signature(cls.__init__)
     return {name: (p.default, p.annotation) for name, p in signature.parameters.items()
             if isinstance(p.annotation, Check)}
+
+
+def resolve_section(user, schema, path=()):
+    """Defaults of `schema` ({key: (default or REQUIRED, check)}, or such mappings nested)
+    overlaid with the mapping `user`, every value checked: a config's section, or a class's
+    constructor arguments against settings(cls). An unknown, missing or bad key raises Invalid
+    with its path."""
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        raise Invalid(f"wrong type: expected a mapping with keys {', '.join(schema)}, got "
+                      f"{describe(user)}", path)
+    for key in user:
+        if key not in schema:
+            allowed = (f"allowed keys here: {', '.join(schema)}" if schema
+                       else "it takes no settings")
+            raise Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}",
+                          path + (key,))
+    resolved = {}
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            resolved[key] = resolve_section(user.get(key), spec, path + (key,))
+            continue
+        default, check = spec
+        if key not in user and default is REQUIRED:
+            raise Invalid(f"missing; it is required ({check.allowed})", path + (key,))
+        try:
+            resolved[key] = check(copy.deepcopy(user.get(key, default)))
+        except Invalid as e:
+            raise Invalid(e.problem, path + (key,) + e.path) from None
+    return resolved
 
 
 def checked(init):
