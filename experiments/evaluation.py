@@ -1,6 +1,8 @@
 """`train.py --eval RUN_DIR`: a trained run's model on the test set: accuracy, per class, confusion
 matrix, and (with matplotlib) confusion.png and mistakes.png, the most confidently wrong examples
 (for a dataset of images)."""
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -13,15 +15,20 @@ from .yamlfile import ConfigError
 
 
 def chosen_checkpoint(folder, flag):
-    """The checkpoint `flag` (--eval, --predict) names: a file as given, or a run folder's
-    best.npz, else its checkpoint.npz. A sweep's folder is refused, naming one of its runs."""
-    if folder.is_file():
+    """The checkpoint `flag` (--eval, --predict) names: a file as given (anything but a folder:
+    load says what else it is), or a run folder's best.npz, else its checkpoint.npz. A sweep's
+    folder is refused, naming one of its runs, and so is a folder holding neither."""
+    if not folder.is_dir():
         return folder
     runs = sorted(sub.name for sub in folder.glob("*/") if (sub / "checkpoint.npz").exists())
     if runs and not (folder / "checkpoint.npz").exists():
         raise ConfigError(f"{flag} {folder}: a sweep's folder; use one of its runs, e.g. "
                           f"{flag} {folder / runs[0]}")
-    return folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+    path = folder / "best.npz" if (folder / "best.npz").exists() else folder / "checkpoint.npz"
+    if not os.path.lexists(path):
+        raise ConfigError(f"{flag} {folder}: a folder holding neither best.npz nor "
+                          "checkpoint.npz; name a run's folder or a checkpoint file.")
+    return path
 
 
 def evaluate_run(folder, data_dir, log):
@@ -30,7 +37,8 @@ def evaluate_run(folder, data_dir, log):
     path = chosen_checkpoint(folder, "--eval")
     folder = path.parent
     try:
-        model, state = F.load_model(path), F.load(path)
+        state = F.load(path)
+        model = F.load_model(path, state)
     except F.CheckpointError as e:
         raise ConfigError(f"--eval {folder}: {e}.") from None
     config = state.get("config")

@@ -27,7 +27,8 @@ def predict_images(given, images, show, out, log):
     """Prints the predicted class and the TOP probabilities of each image; returns 0."""
     path = chosen_checkpoint(Path(given).expanduser(), "--predict")
     try:
-        model, state = F.load_model(path), F.load(path)
+        state = F.load(path)
+        model = F.load_model(path, state)
     except F.CheckpointError as e:
         raise ConfigError(f"--predict {given}: {e}.") from None
     shape = model_input(model, state, given)

@@ -45,7 +45,8 @@ def checked_state(folder, config, processes=1):
         state = F.load(path)
     except F.CheckpointError as e:
         raise ConfigError(f"{where}: {e}.") from None
-    missing = [k for k in ("model", "optimizer", "epoch", "history", "rng", "config")
+    missing = [k for k in ("architecture", "model", "optimizer", "epoch", "history", "rng",
+                           "config")
                if k not in state]
     if missing:
         raise ConfigError(f"{where}: {path} lacks {', '.join(missing)}: it is not a checkpoint of "

@@ -38,6 +38,7 @@ class BatchNorm(Layer):
 
     bias = "beta"
     from_input: ClassVar = {"num_features": lambda shape: shape[0]}
+    nonnegative: ClassVar = ("running_var",)
     xc = None
 
     @checked

@@ -31,6 +31,8 @@ class Layer:
                    writes one of these is told this layer's name
       draws        True when forward draws from the layer's rng while training (Dropout's
                    masks): each process of a data-parallel run gives it a generator of its own
+      nonnegative  names of buffers that can never be negative (BatchNorm's running_var): a
+                   checkpoint holding a negative one is refused
     A layer's `comm` is the processes its batch is split over (framework.comm; fit's AllReduce
     sets it): a layer that computes over the batch (BatchNorm's statistics) sums over them.
     A layer with parameters or buffers states their shapes in `state_shapes`, and its constructor
@@ -44,6 +46,7 @@ class Layer:
     other_names = ()
     draws = False
     comm = LOCAL
+    nonnegative = ()
     arguments = {}  # the checked constructor arguments (set by @checked): how to make it again
 
     @classmethod

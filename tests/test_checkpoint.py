@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pytest
 
+import framework.archive as archive
+import framework.checkpoint as checkpoint
 from framework import (
     LAYERS,
     Adam,
@@ -124,6 +126,27 @@ def test_save_in_torch_order_says_what_to_write(tmp_path):
     with pytest.raises(TypeError, match=r"the path comes first .* F\.save\(path, model\)"):
         save(model, tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_declaring_more_than_the_memory_available_is_refused_unread(tmp_path, monkeypatch):
+    model, opt = model_and_optimizer(0)
+    save(tmp_path / "c.npz", model, opt)
+    monkeypatch.setattr(archive, "available_bytes", lambda: 1000)
+    with pytest.raises(CheckpointError, match=r"c\.npz: its members declare .* more than the .* "
+                                              "this machine has available"):
+        load(tmp_path / "c.npz")
+
+
+def test_a_model_larger_than_the_memory_available_is_refused_before_it_is_made(tmp_path,
+                                                                               monkeypatch):
+    save(tmp_path / "c.npz", Sequential(Affine(64, 64)))  # 16 KB of weights, no optimizer
+    monkeypatch.setattr(checkpoint, "available_bytes", lambda: 20_000)  # enough to read it
+    made = []
+    monkeypatch.setattr(Affine, "state_shapes", classmethod(
+        lambda cls, arguments: made.append(1) or {"W": (64, 64), "b": (64,)}))
+    with pytest.raises(CheckpointError, match="its model needs about"):
+        load_model(tmp_path / "c.npz")
+    assert len(made) == 1  # the file's check asked for the shapes; no Affine was made
 
 
 LAYER_ARGUMENTS = {"affine": {"in_features": 3, "out_features": 4},
