@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 
 import framework as F
+from datasets import DATASETS
 
 from .build import load_data
-from .config import dataset
+from .config import dataset, resolve
+from .memory import check_fits, data_bytes
 from .plots import plot_evaluation
 from .yamlfile import ConfigError
 
@@ -33,20 +35,31 @@ def chosen_checkpoint(folder, flag):
 
 def evaluate_run(folder, data_dir, log):
     """Evaluates a run folder's best.npz (else checkpoint.npz), or the checkpoint file named, on
-    the run's test set; returns 0."""
+    the test set of the data it was trained on; returns 0.
+
+    Nothing in the file reaches outside it: the data come from the user's own places (data_dir,
+    else the dataset's defaults: $MNIST_DIR or the user's cache, $MNIST_MIRRORS or the built-in
+    mirrors), never from a folder or mirror the config inside names, and that config is checked
+    like any config."""
     path = chosen_checkpoint(folder, "--eval")
     folder = path.parent
     try:
         state = F.load(path)
+    except F.CheckpointError as e:
+        raise ConfigError(f"--eval {folder}: {e}.") from None
+    config = users_data(state.get("config"), data_dir)
+    if config is None:
+        raise ConfigError(f"--eval {folder}: {path.name} does not say which data it was trained on "
+                          "(no config inside); was it written by train.py?")
+    config = resolve(config, f"--eval {path}: the config inside")
+    # Before the model is made: the data, and the weights as read, as made, and their gradients
+    check_fits(data_bytes(config["data"]) + 3 * sum(a.nbytes for a in state["model"].values()),
+               f"--eval {path}", "a machine with more memory")
+    try:
         model = F.load_model(path, state)
     except F.CheckpointError as e:
         raise ConfigError(f"--eval {folder}: {e}.") from None
-    config = state.get("config")
-    if not isinstance(config, dict):
-        raise ConfigError(f"--eval {folder}: {path.name} does not say which data it was trained on "
-                          "(no config inside); was it written by train.py?")
-    if data_dir:
-        config["data"]["dir"] = data_dir
+    check_fits_data(model, config["data"], path)
     data = load_data(config, np.random.default_rng(config["training"]["seed"]), log=log)
     if data.test is None:
         raise ConfigError(f"--eval {folder}: {config['data']['dataset']} has no test set to "
@@ -55,7 +68,9 @@ def evaluate_run(folder, data_dir, log):
     p = model.predict_proba(x)
     predicted = p.argmax(axis=1)
     which = "best validation accuracy" if path.name == "best.npz" else "last"
-    log(f"{path} (epoch {state['epoch']}, the {which} checkpoint) on {len(t):,} test examples")
+    epoch = state.get("epoch")
+    epoch = f"epoch {epoch}, " if isinstance(epoch, int) and not isinstance(epoch, bool) else ""
+    log(f"{path} ({epoch}the {which} checkpoint) on {len(t):,} test examples")
     log(f"accuracy {np.mean(predicted == t):.2%}")
     classes = np.arange(p.shape[1])
     per_class = pd.DataFrame({"class": classes, "examples": np.bincount(t, minlength=len(classes)),
@@ -67,3 +82,34 @@ def evaluate_run(folder, data_dir, log):
     log("confusion matrix (rows: true class, columns: predicted):\n" + confusion.to_string())
     plot_evaluation(folder, confusion, x, t, predicted, p, dataset(config["data"]).picture, log)
     return 0
+
+
+def users_data(config, data_dir):
+    """A checkpoint's config (None if it has none) with the places its dataset's files are read
+    from (the entry's locations: data.dir, data.mirrors) the user's: data_dir, else the defaults.
+    Done before the config is resolved, which makes the dataset's entry."""
+    if not isinstance(config, dict):
+        return None
+    data = config.get("data")
+    name = data.get("dataset") if isinstance(data, dict) else None
+    entry = DATASETS.get(name) if isinstance(name, str) else None
+    if entry is not None:
+        config["data"] = {**data, **dict.fromkeys(entry.locations)}
+        if data_dir and "dir" in entry.locations:
+            config["data"]["dir"] = data_dir
+    return config
+
+
+def check_fits_data(model, data, path):
+    """Refuses (ConfigError) a model that does not take the examples of the data its config names,
+    or does not give one output per class."""
+    entry = dataset(data)
+    try:
+        out = model.output_shapes(entry.example_shape)[-1]
+        problem = None if out == (entry.classes,) else f"its output per example is {out}"
+    except ValueError as e:
+        problem = str(e)
+    if problem:
+        raise ConfigError(f"--eval {path}: the model does not fit the data its config names "
+                          f"({data['dataset']}: examples of shape {entry.example_shape}, "
+                          f"{entry.classes} classes): {problem}.")

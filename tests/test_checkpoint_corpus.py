@@ -22,6 +22,7 @@ import pytest
 
 import framework as F
 from experiments.cli import main
+from experiments.config import resolve
 
 REPO = Path(F.__file__).resolve().parents[1]  # the framework under test, for the child process
 LIMIT = 1 << 30  # the child's address space: far below what any missing check would allocate
@@ -499,3 +500,54 @@ def test_the_base_of_the_corpus_is_a_checkpoint_every_entry_accepts(base, tmp_pa
     assert main(["--eval", str(folder / "checkpoint.npz"), "--quiet"]) == 0
     assert main(["--resume", str(folder), "--quiet"]) == 0
 
+
+# ---- checkpoints the library reads, which a run must still refuse
+
+def test_eval_takes_its_data_from_the_users_place_never_from_the_file(tmp_path, monkeypatch,
+                                                                      capsys):
+    config = resolve({"model": [{"affine": {"out": 10}}],
+                      "data": {"dir": str(tmp_path / "theirs"), "mirrors": ["http://127.0.0.1:9/"]}},
+                     "test")
+    F.save(tmp_path / "m.npz", F.Sequential(F.Affine(784, 10), input_shape=(1, 28, 28)),
+           config=config, epoch=1)
+    (tmp_path / "mirror").mkdir()  # the user's mirror: a folder, so failing takes no time
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("MNIST_MIRRORS", str(tmp_path / "mirror"))
+    for given, place in ((None, "mine"), ("given", "given")):
+        more = ["--data-dir", str(tmp_path / given)] if given else []
+        assert main(["--eval", str(tmp_path / "m.npz"), "--quiet", *more]) == 2
+        err = flat(capsys.readouterr().err)
+        assert str(tmp_path / place) in err and str(tmp_path / "mirror") in err
+        assert "theirs" not in err and "127.0.0.1:9" not in err
+    assert not (tmp_path / "theirs").exists()
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda config: config["training"].update(seed=-1), "training.seed: out of range"),
+    (lambda config: config["data"].update(evil=1), "data.evil: unknown key"),
+    (lambda config: config.update(model=[]), "model: wrong type"),
+], ids=["a negative seed", "an unknown key", "no layers"])
+def test_eval_checks_the_config_inside_like_any_config(change, says, base, tmp_path, capsys):
+    config = base.json("json/config")
+    change(config)
+    folder = make_case(base, tmp_path / "run", ("", "", "", lambda b: b.file(
+        {"json/config": text(config)})))
+    assert main(["--eval", str(folder / "checkpoint.npz"), "--quiet"]) == 2
+    assert says in flat(capsys.readouterr().err)
+
+
+def test_eval_checks_memory_before_it_makes_the_model(base, tmp_path, monkeypatch, capsys):
+    folder = make_case(base, tmp_path / "run", ("", "", "", lambda b: b.file()))
+    monkeypatch.setattr("experiments.memory.available_bytes", lambda: 1000)
+    monkeypatch.setattr(F, "load_model", lambda *args: pytest.fail("the model was made"))
+    assert main(["--eval", str(folder), "--quiet"]) == 2
+    assert "needs about" in flat(capsys.readouterr().err)
+
+
+def test_eval_refuses_a_model_of_other_data_than_its_config_names(base, tmp_path, capsys):
+    config = base.json("json/config")
+    config["data"]["features"] = 12
+    folder = make_case(base, tmp_path / "run", ("", "", "", lambda b: b.file(
+        {"json/config": text(config)})))
+    assert main(["--eval", str(folder), "--quiet"]) == 2
+    assert "the model does not fit the data its config names" in flat(capsys.readouterr().err)
