@@ -12,6 +12,7 @@ from pathlib import Path
 from datasets import DownloadError, IDXError
 from framework.comm import split_batch_size
 
+from .build import checked_model
 from .config import ConfigError, catalogue, expand_paths, resolve, user_config
 from .folder import Log, claim_folder, lock, new_run_folder, stdout_closed
 from .memory import check_before_work
@@ -352,8 +353,9 @@ def run(args, default_config, console, job, comm):
         split_batch_size(config["data"]["batch_size"], comm.size)
     except ValueError as e:
         raise ConfigError(f"{source}: data.batch_size: {e} (--set data.batch_size=...).") from None
-    if resume:  # a changed config, or another number of processes, is refused before any data
-        checked_state(folder, config, comm.size)
+    if resume:  # a changed config, another number of processes or a checkpoint of another model
+        # is refused before any data is loaded
+        checked_state(folder, config, comm.size, checked_model(config, source))
     else:  # made by rank 0, which owns it: the others write nothing, but know which it is
         folder = new_folder(args.out, config, source, job, sweep=False) if comm.rank == 0 else None
         folder = Path(comm.allgather(folder)[0])

@@ -32,9 +32,10 @@ def differences(saved, current, path=()):
     return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
 
 
-def checked_state(folder, config, processes=1):
-    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history)
-    and against the number of processes that resume it (as many as trained it).
+def checked_state(folder, config, processes=1, model=None):
+    """folder/checkpoint.npz read and checked against `config` (members, config, epoch, history),
+    against the number of processes that resume it (as many as trained it) and, when given,
+    against the model `config` makes (its arrays' names and shapes).
 
     The CLI calls this before any data is loaded, so that a changed config.yaml (even one cut
     down to a few bytes, which reads as all defaults, the dataset included) is refused at once
@@ -74,6 +75,17 @@ def checked_state(folder, config, processes=1):
                           "every batch, so another number would not continue the same run. "
                           f"Resume it as it ran{', without mpiexec' if not how else ''}:\n"
                           f"    {how}python train.py --resume {folder}")
+    seconds = state.get("wall_seconds", 0.0)
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not number or not 0 <= seconds < 1e12:
+        raise ConfigError(f"{where}: the checkpoint's wall_seconds {seconds!r} is not a number of "
+                          "seconds.")
+    if model is not None:
+        try:
+            model.check_state_dict(state["model"])
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"{where}: {path}'s model does not fit the configured one ({e}); "
+                              "is it another run's checkpoint?") from None
     return state
 
 

@@ -100,9 +100,9 @@ class Sequential:
             state.update({f"{layer.name}.{key}": a for key, a in layer.buffers().items()})
         return state
 
-    def load_state_dict(self, state):
-        """Copies arrays into the parameters and buffers; names, shapes and kinds must match
-        exactly."""
+    def check_state_dict(self, state):
+        """Raises KeyError (names) or ValueError (shapes, kinds) when `state` does not fit this
+        model, saying what; changes nothing."""
         own = self.state_dict()
         missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or unexpected:
@@ -113,7 +113,12 @@ class Sequential:
             if value.shape != target.shape or value.dtype.kind != target.dtype.kind:
                 raise ValueError(f"{name}: {value.dtype} {value.shape} in state, "
                                  f"{target.dtype} {target.shape} in model")
-        for name, target in own.items():  # all checked first: a misfit changes nothing
+
+    def load_state_dict(self, state):
+        """Copies arrays into the parameters and buffers; names, shapes and kinds must match
+        exactly."""
+        self.check_state_dict(state)  # all checked first: a misfit changes nothing
+        for name, target in self.state_dict().items():
             target[...] = state[name]
 
     def save(self, path, optimizer=None, **extra):

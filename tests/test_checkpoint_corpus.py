@@ -551,3 +551,27 @@ def test_eval_refuses_a_model_of_other_data_than_its_config_names(base, tmp_path
         {"json/config": text(config)})))
     assert main(["--eval", str(folder), "--quiet"]) == 2
     assert "the model does not fit the data its config names" in flat(capsys.readouterr().err)
+
+
+def test_resume_refuses_another_models_checkpoint_before_loading_data(base, tmp_path,
+                                                                       monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    other = F.Sequential(F.Affine(16, 17, rng=rng), F.BatchNorm(17), F.ReLU(), F.Dropout(0.1),
+                         F.Affine(17, 3, rng=rng), input_shape=(16,))
+    extras = {"epoch": 1, "wall_seconds": 1.0,
+              **{key: base.json(f"json/{key}") for key in ("config", "history", "rng")}}
+    F.save(tmp_path / "other.npz", other, F.Adam(other.parameters()), **extras)
+    folder = make_case(base, tmp_path / "run", ("", "", "", lambda b: (
+        tmp_path / "other.npz").read_bytes()))
+    monkeypatch.setattr("experiments.run.load_data", lambda *a, **k: pytest.fail("data loaded"))
+    assert main(["--resume", str(folder), "--quiet"]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "affine1.W: float32 (16, 17) in state, float32 (16, 16) in model" in err
+    assert "another run's checkpoint" in err
+
+
+def test_resume_refuses_a_wall_time_that_is_not_a_number(base, tmp_path, capsys):
+    folder = make_case(base, tmp_path / "run", ("", "", "", lambda b: b.file(
+        {"extra/wall_seconds": npy(np.asarray("soon"))})))
+    assert main(["--resume", str(folder), "--quiet"]) == 2
+    assert "wall_seconds 'soon' is not a number of seconds" in flat(capsys.readouterr().err)
