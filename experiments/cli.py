@@ -53,7 +53,9 @@ constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channe
 kernel_size, padding (the layers list above).
 
 data: the datasets above say where they find their files; --data-dir DIR is data.dir, the
-folder of a dataset that downloads them (mirrors: comma-separated URLs or folders).
+folder of a dataset that downloads them (mirrors: comma-separated URLs or folders). --eval
+never takes these places from the checkpoint: yours are --data-dir and --set data.dir=...,
+data.mirrors=..., data.path=..., else the defaults.
 
 exit codes: 0 done; 2 a mistake in the command, the config, the data or the run folder
 (message on stderr); 3 the loss, a gradient or the learning rate became NaN/inf (the last
@@ -194,7 +196,8 @@ def command(argv, default_config, comm, job):
                               "it without mpiexec.")
         if args.eval:
             from .evaluation import evaluate_run
-            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console))
+            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console),
+                                args.overrides)
         if args.plots:
             from .replot import redraw
             return redraw(Path(args.plots).expanduser(), args.plots, Log(console=console))

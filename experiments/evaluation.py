@@ -8,9 +8,10 @@ import pandas as pd
 
 import framework as F
 from datasets import DATASETS
+from framework.checks import REQUIRED, settings
 
 from .build import load_data
-from .config import dataset, resolve
+from .config import dataset, parse_override, resolve, shorten
 from .memory import check_fits, data_bytes
 from .plots import plot_evaluation
 from .yamlfile import ConfigError
@@ -33,21 +34,22 @@ def chosen_checkpoint(folder, flag):
     return path
 
 
-def evaluate_run(folder, data_dir, log):
+def evaluate_run(folder, data_dir, log, overrides=()):
     """Evaluates a run folder's best.npz (else checkpoint.npz), or the checkpoint file named, on
     the test set of the data it was trained on; returns 0.
 
-    Nothing in the file reaches outside it: the data come from the user's own places (data_dir,
-    else the dataset's defaults: $MNIST_DIR or the user's cache, $MNIST_MIRRORS or the built-in
-    mirrors), never from a folder or mirror the config inside names, and that config is checked
-    like any config."""
+    Nothing in the file reaches outside it: the data come from the user's own places (data_dir
+    and --set data.<location>=..., e.g. data.path for a dataset of one's own file, else the
+    dataset's defaults: $MNIST_DIR or the user's cache, $MNIST_MIRRORS or the built-in mirrors),
+    never from a folder, mirror or file the config inside names; that config is checked like any
+    config."""
     path = chosen_checkpoint(folder, "--eval")
     folder = path.parent
     try:
         state = F.load(path)
     except F.CheckpointError as e:
         raise ConfigError(f"--eval {folder}: {e}.") from None
-    config = users_data(state.get("config"), data_dir)
+    config = users_data(state.get("config"), data_dir, overrides)
     if config is None:
         raise ConfigError(f"--eval {folder}: {path.name} does not say which data it was trained on "
                           "(no config inside); was it written by train.py?")
@@ -84,19 +86,36 @@ def evaluate_run(folder, data_dir, log):
     return 0
 
 
-def users_data(config, data_dir):
-    """A checkpoint's config (None if it has none) with the places its dataset's files are read
-    from (the entry's locations: data.dir, data.mirrors) the user's: data_dir, else the defaults.
-    Done before the config is resolved, which makes the dataset's entry."""
+def users_data(config, data_dir, overrides):
+    """A checkpoint's config (None if it has none) with the places its dataset's data are read
+    from (the entry's locations: data.dir, data.mirrors, data.path) the user's: data_dir and the
+    --set overrides of locations, else the defaults. Done before the config is resolved, which
+    makes the dataset's entry (and may read a file it names)."""
     if not isinstance(config, dict):
         return None
     data = config.get("data")
     name = data.get("dataset") if isinstance(data, dict) else None
     entry = DATASETS.get(name) if isinstance(name, str) else None
-    if entry is not None:
-        config["data"] = {**data, **dict.fromkeys(entry.locations)}
-        if data_dir and "dir" in entry.locations:
-            config["data"]["dir"] = data_dir
+    if entry is None:
+        if overrides:
+            raise ConfigError(f"--eval: --set {overrides[0]}: the config inside names no dataset "
+                              "whose data --set could place.")
+        return config
+    places = {"dir": data_dir} if data_dir and "dir" in entry.locations else {}
+    for text in overrides:
+        key, value = parse_override(text)
+        if len(key) != 2 or key[0] != "data" or key[1] not in entry.locations:
+            allowed = ", ".join(f"data.{k}" for k in entry.locations) or "none, for this dataset"
+            raise ConfigError(f"--eval: --set {shorten(text)}: with --eval, --set says only where "
+                              f"the data are ({allowed}); the rest is the checkpoint's.")
+        places[key[1]] = value
+    needed = [key for key in entry.locations
+              if settings(entry)[key][0] is REQUIRED and key not in places]
+    if needed:
+        raise ConfigError(f"--eval: the {name} data are read from data.{needed[0]}, which --eval "
+                          f"never takes from a checkpoint (it could name any file): give yours, "
+                          f"--set data.{needed[0]}=...")
+    config["data"] = {**{k: v for k, v in data.items() if k not in entry.locations}, **places}
     return config
 
 

@@ -522,6 +522,26 @@ def test_eval_takes_its_data_from_the_users_place_never_from_the_file(tmp_path, 
     assert not (tmp_path / "theirs").exists()
 
 
+def test_eval_reads_a_file_dataset_from_the_path_the_user_gives(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name, tests in (("theirs", 7), ("mine", 9)):
+        np.savez(tmp_path / f"{name}.npz", x_train=rng.random((20, 4), dtype=np.float32),
+                 t_train=np.arange(20) % 3, x_test=rng.random((tests, 4), dtype=np.float32),
+                 t_test=np.arange(tests) % 3)
+    config = resolve({"data": {"dataset": "file", "path": str(tmp_path / "theirs.npz"),
+                               "validation": 0}, "model": [{"affine": {"out": 3}}]}, "test")
+    F.save(tmp_path / "m.npz", F.Sequential(F.Affine(4, 3), input_shape=(4,)), config=config)
+    assert main(["--eval", str(tmp_path / "m.npz"), "--quiet"]) == 2
+    assert "never takes from a checkpoint (it could name any file): give yours, --set data.path=" \
+        in flat(capsys.readouterr().err)
+    assert main(["--eval", str(tmp_path / "m.npz"), "--set", "training.seed=3"]) == 2
+    assert "with --eval, --set says only where the data are (data.path)" in flat(
+        capsys.readouterr().err)
+    assert main(["--eval", str(tmp_path / "m.npz"), "--set", f"data.path={tmp_path / 'mine.npz'}"]
+                ) == 0
+    assert "on 9 test examples" in capsys.readouterr().out  # mine.npz's
+
+
 @pytest.mark.parametrize("change, says", [
     (lambda config: config["training"].update(seed=-1), "training.seed: out of range"),
     (lambda config: config["data"].update(evil=1), "data.evil: unknown key"),
