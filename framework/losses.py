@@ -74,13 +74,14 @@ class MeanSquaredError(Loss):
         dy = 2 r / (N K)      (N, K)
     and summed over the batch this gives the output bias's gradient, the mean residual:
         db_k = 2/K mean_n r_nk
-    A row's class, for accuracy, is its label, or where its target row is largest; with one
-    output (K = 1, a regression) there are no classes and no accuracy.
+    (N is `total` when y is a share of a batch of total rows: see Loss.) A row's class, for
+    accuracy, is its label, or where its target row is largest; with one output (K = 1, a
+    regression) there are no classes and no accuracy.
     """
 
     identity = "db_k = 2/K mean_n (y_nk - t_nk)"
 
-    def forward(self, y, t):
+    def forward(self, y, t, total=None):
         y, t = np.asarray(y), np.asarray(t)
         if y.ndim != 2:
             raise ValueError(f"MeanSquaredError: outputs must have shape (N, K), got {y.shape}")
@@ -101,10 +102,11 @@ class MeanSquaredError(Loss):
                              f"do not fit outputs of shape {y.shape}: give targets of shape "
                              f"{y.shape}, or integer labels of shape ({len(y)},)")
         self.predicted = y.argmax(axis=1)
-        return float(np.square(self.r).mean())
+        self.entries = (len(y) if total is None else total) * y.shape[1]  # N K
+        return float(np.square(self.r).sum() / self.entries)
 
     def backward(self):
-        return self.r * self.r.dtype.type(2 / self.r.size)
+        return self.r * self.r.dtype.type(2 / self.entries)
 
     def correct(self):
         if self.labels is None or self.r.shape[1] == 1:
@@ -112,7 +114,7 @@ class MeanSquaredError(Loss):
         return int((self.predicted == self.labels).sum())
 
     def output_bias(self):
-        return 2 / self.r.shape[1] * self.r.mean(axis=0, dtype=np.float64)
+        return 2 / self.entries * self.r.sum(axis=0, dtype=np.float64)
 
 
 @register_loss

@@ -79,6 +79,20 @@ def test_the_output_bias_gradient_is_the_mean_residual_summed_over_the_batch():
     np.testing.assert_allclose(loss_fn.output_bias(), db, rtol=1e-12)
 
 
+def test_shares_of_a_batch_add_up_to_the_batch():
+    y, t, labels = outputs_and_targets(6)
+    for target in (t, labels):
+        whole, first, second = (F.MeanSquaredError() for _ in range(3))
+        loss = whole.forward(y, target)
+        parts = first.forward(y[:2], target[:2], total=N) + second.forward(y[2:], target[2:],
+                                                                            total=N)
+        assert parts == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(np.concatenate([first.backward(), second.backward()]),
+                                   whole.backward(), rtol=1e-12)
+        np.testing.assert_allclose(first.output_bias() + second.output_bias(),
+                                   whole.output_bias(), rtol=1e-12)
+
+
 def test_accuracy_counts_the_largest_output_at_the_target_class():
     y = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4], [0.0, 0.0, 1.0]])
     loss_fn = F.MeanSquaredError()
