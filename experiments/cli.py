@@ -378,7 +378,8 @@ def run(args, default_config, console, job, comm):
 
 def new_folder(out, config, source, job, sweep):
     """The folder of a new run or sweep: --out, else a new runs/<date>-<time>-<name>. A sweep's
-    is locked here, for the whole sweep; a run's by run_one."""
+    is locked here, for the whole sweep, and removed if it fails before any checkpoint; a run's
+    lock and removal are run_one's."""
     if out:
         folder = Path(out).expanduser()
         # Ours to remove on an early failure only once we hold its lock: a second train.py
@@ -388,7 +389,7 @@ def new_folder(out, config, source, job, sweep):
     else:
         folder = new_run_folder(config["logging"]["runs_dir"], config["name"] or Path(source).stem)
         created, handle = True, lock(folder) if sweep else None
-    job.take(folder, handle, created)
+    job.take(folder, handle, created and sweep)
     return folder
 
 

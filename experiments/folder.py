@@ -171,10 +171,11 @@ def refuse_other_files(folder):
 
 def claim_run_folder(folder, resume):
     """The lock of one run's folder, which is made when missing: a new run (resume False) is
-    refused in a folder with other files or with a checkpoint (a run already trained there);
-    returns the open lock file."""
+    refused in a folder with other files or with a checkpoint (a run already trained there).
+    Returns (the open lock file, whether the folder was empty when the lock was taken: then a
+    run that fails before its first checkpoint may remove it)."""
     if resume:
-        return lock(folder)
+        return lock(folder), False
     folder.mkdir(parents=True, exist_ok=True)
     refuse_other_files(folder)
     handle = lock(folder)
@@ -182,7 +183,7 @@ def claim_run_folder(folder, resume):
         handle.close()
         raise ConfigError(f"{folder}: this folder already holds a run. Continue it with "
                           f"`python train.py --resume {folder}`, or pick another --out.")
-    return handle
+    return handle, {p.name for p in folder.iterdir()} <= {".lock"}
 
 
 def save_config(config, folder, note):

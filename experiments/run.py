@@ -3,6 +3,8 @@ then framework.fit with the callbacks that write the run's files (see folder.py 
 folder holds)."""
 import csv
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -185,9 +187,10 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
 
     origin: where the config came from (a file, --set overrides), logged and written on
     config.yaml's first line (None on a resume that changes nothing: config.yaml stays as it
-    is). console: "off" (a sweep's run: log.txt
-    only), "quiet", "normal" or "verbose" (the config too). stop: a file whose appearance ends
-    the run as Ctrl-C does (how a sweep stops runs in other processes and on other machines).
+    is). console: "off" (a sweep's run: log.txt only), "quiet", "normal" or "verbose" (the
+    config too). stop: a file whose appearance ends the run as Ctrl-C does (how a sweep stops
+    runs in other processes and on other machines). A run that fails before its first
+    checkpoint in a folder that was empty leaves no folder.
     comm: the processes training this one run together (framework.comm; mpiexec -n K train.py),
     which all call run_one: rank 0 owns the folder (its lock, its log and every file), the others
     write nothing, not even to the console, and return only the status.
@@ -197,7 +200,7 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
         set_blas_threads(comm)
         return train(config, folder, Log(console="off"), resume, False, stop, comm)
     folder = Path(folder)
-    handle = claim_run_folder(folder, resume)
+    handle, empty = claim_run_folder(folder, resume)
     log = Log(folder / "log.txt", console)
     try:
         log.detail(blas_line())
@@ -220,6 +223,13 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
         return summary
     except BaseException as e:  # the console hears it from the caller; the log keeps it too
         log(f"stopped: {type(e).__name__}: {e}".rstrip(": "), screen=False)
+        log.close()
+        if empty and not (folder / "checkpoint.npz").exists():
+            # A run that never started leaves no folder; removed while the lock is still ours,
+            # so never a folder another process has started to use.
+            shutil.rmtree(folder, ignore_errors=True)
+            if console != "off":
+                print(f"(removed {folder}: the run never started)", file=sys.stderr)
         raise
     finally:
         log.close()

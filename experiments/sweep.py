@@ -159,6 +159,8 @@ def sweep_runs(config, folder, source, runs, resume, log):
         summaries[job["index"]] = summary
         if summary["status"] in ("diverged", "failed"):
             log(f"{summary['status']}: {summary['error']}; the sweep goes on")
+        if "traceback" in summary:
+            log(summary.pop("traceback"), screen=False)
 
     executor = executor_for(config["sweep"], log)
     try:

@@ -106,33 +106,33 @@ def run_job(job):
     except KeyboardInterrupt:  # before the run's first checkpoint (loading its data, say)
         return {**summarize([], "interrupted"), "last_good_epoch": None, "unwritten": None}
     except Exception as e:  # a failed run is a result: the sweep goes on
-        return {**summarize([], "failed"), "error": error_message(e, folder)}
+        return failed(e)
     finally:
         if in_worker:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             in_run.clear()
 
 
-def error_message(error, folder):
-    """What stopped a run, in one paragraph; an unexpected error (a bug) also leaves its
-    traceback in the run's log.txt."""
+def failed(error):
+    """The summary of a run that an error stopped: its reason in one paragraph, and for an
+    unexpected error (a bug) the traceback, which the sweep's log keeps."""
     from datasets import DownloadError, IDXError
 
+    from .summary import summarize
     from .yamlfile import ConfigError
+    summary = summarize([], "failed")
     if isinstance(error, ConfigError):
-        return str(error)
+        return {**summary, "error": str(error)}
     if isinstance(error, (DownloadError, IDXError)):
-        return f"cannot get the data: {error}"
+        return {**summary, "error": f"cannot get the data: {error}"}
     if isinstance(error, MemoryError):
-        return "out of memory: the run needed more than the machine could give"
+        return {**summary, "error": "out of memory: the run needed more than the machine gave"}
     if isinstance(error, OSError):
-        return f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
-    try:
-        with open(folder / "log.txt", "a", encoding="utf-8") as f:
-            traceback.print_exception(error, file=f)
-    except OSError:
-        pass
-    return f"{type(error).__name__}: {error} (a bug: the traceback is in its log.txt)"
+        return {**summary, "error": f"{error.strerror or error}: {error.filename}"
+                if error.filename else str(error)}
+    return {**summary, "error": f"{type(error).__name__}: {error} (a bug: the traceback is in the "
+                                "sweep's log.txt; please report it)",
+            "traceback": "".join(traceback.format_exception(error))}
 
 
 class Here:

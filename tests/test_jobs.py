@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from test_train_cli import tiny_config
 
+import experiments.run
 import framework as F
 from experiments import memory
 from experiments.build import build_training, checked_model
 from experiments.cli import main
 from experiments.config import ConfigError, dataset, load, user_config
-from experiments.folder import alive
+from experiments.folder import alive, lock
 from experiments.run import run_one
 from experiments.sweep import combinations
 from experiments.workers import BLAS_VARIABLES, cores
@@ -218,3 +219,29 @@ def test_a_sweep_killed_outright_leaves_no_run_training_on(tmp_path, uninterrupt
     assert main(["--resume", str(out), "--quiet"]) == 0
     for run in RUNS:
         same_files(out / run, straight / run)
+
+
+def test_a_run_refused_by_the_lock_leaves_the_winners_folder_alone(tmp_path, monkeypatch, capsys):
+    out, real = tmp_path / "run", experiments.run.claim_run_folder
+    held = []
+
+    def another_writer_first(folder, resume):  # it makes and locks the folder just before us
+        folder.mkdir()
+        held.append(lock(folder))
+        return real(folder, resume)
+
+    monkeypatch.setattr(experiments.run, "claim_run_folder", another_writer_first)
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 2
+    assert f"process {os.getpid()}" in capsys.readouterr().err
+    assert out.is_dir() and (out / ".lock").exists()  # not removed as 'the run never started'
+    held[0].close()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(experiments.run, "load_data", no_data)
+    with pytest.raises(MemoryError):
+        run_one(load(tiny_config(tmp_path)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
