@@ -12,7 +12,8 @@ that load from other processes hits all alike:
   framework  the step above
   torch      the same layers and step in PyTorch eager (nn.Sequential of the layers' twins,
              F.cross_entropy, torch.optim.Adam), same thread count, in a child process; when
-             importable
+             importable, and when every layer has a twin here (TWINS): a network with another
+             layer (--set, a layer of your own) is timed on our side alone, saying so
 
 Each figure is the median over --reps repetitions of a block of steps (~--block seconds), after
 a warm-up. "x floor" = step time / floor step time; "x torch" = step time / PyTorch's (below 1:
@@ -24,6 +25,9 @@ printed at the end.
     python benchmarks/bench_cnn.py --json cnn.json    # also write the figures
     python benchmarks/bench_cnn.py --coretype Haswell # again, in a child process with
                                                       # OPENBLAS_CORETYPE=Haswell
+    python benchmarks/bench_cnn.py --set model.2=sigmoid
+                # the network changed as train.py's --set changes it (here a layer with no
+                # PyTorch twin here: the table has no torch column)
     python benchmarks/bench_cnn.py --ranks 2 --batch-sizes 128
                 # data parallelism: 2 processes x 1 thread (mpiexec, framework.parallel)
                 # against 1 process x 1 and x 2 threads and PyTorch x 2, for the CNN and
@@ -34,6 +38,7 @@ in a child process whose environment sets OPENBLAS_CORETYPE=NAME (yours is left 
 """
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 from ranks import model_of, ranks_table, ranks_worker
@@ -58,8 +63,11 @@ from timing import (
 )
 
 import framework as F
+from experiments.build import build_model
+from experiments.config import load
 
 EXAMPLES = 2048  # the synthetic set a step takes its batch from, in order
+CNN = Path(__file__).resolve().parent.parent / "configs" / "mnist_cnn.yaml"
 
 
 def parse_args(argv=None):
@@ -70,8 +78,15 @@ def parse_args(argv=None):
                          "1 thread and with all, and PyTorch (needs the mpi extra)")
     ap.add_argument("--models", default="cnn,mlp",
                     help="with --ranks: cnn (configs/mnist_cnn.yaml), mlp (mnist_mlp.yaml)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY.PATH=VALUE",
+                    help="change configs/mnist_cnn.yaml's network as train.py's --set does "
+                         "(not with --ranks)")
     ap.add_argument("--ranks-worker", action="store_true", help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.ranks and args.overrides:
+        ap.error("--set changes the CNN of the table and --profile, not --ranks' models")
+    return args
 
 
 def mnist(seed):
@@ -80,14 +95,20 @@ def mnist(seed):
 
 # --- the candidates -------------------------------------------------------------------------
 
+def cnn(rng, overrides=()):
+    """The model of configs/mnist_cnn.yaml (with train.py's --set overrides), as train.py
+    builds it."""
+    return build_model(load(CNN, overrides), (1, 28, 28), rng)
+
+
 def with_input_shapes(model):
     """(layer, the shape of one example going into it) for each layer of the model."""
     return zip(model.layers, [model.input_shape, *model.output_shapes(model.input_shape)])
 
 
 class Framework(Timed):
-    def __init__(self, x, t, batch, seed):
-        self.model = model_of("cnn", np.random.default_rng(seed))
+    def __init__(self, x, t, batch, seed, overrides=()):
+        self.model = cnn(np.random.default_rng(seed), overrides)
         self.loss_fn = F.SoftmaxCrossEntropy()
         self.optimizer = F.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t, self.batch, self.first = x, t, batch, 0
@@ -129,8 +150,8 @@ def floor_products(batch, model):
 class Floor(Timed):
     """The step's matrix products alone, into arrays allocated once."""
 
-    def __init__(self, batch):
-        self.products = floor_products(batch, model_of("cnn", np.random.default_rng(0)))
+    def __init__(self, batch, overrides=()):
+        self.products = floor_products(batch, cnn(np.random.default_rng(0), overrides))
 
     def run(self, steps):
         for _ in range(steps):
@@ -139,11 +160,13 @@ class Floor(Timed):
 
 
 class Torch(Timed):
-    def __init__(self, x, t, batch, seed, model="cnn"):
+    def __init__(self, x, t, batch, seed, model="cnn", overrides=()):
         import torch
         torch.manual_seed(seed)
         self.torch = torch
-        self.model = torch_twin(model_of(model, np.random.default_rng(seed)), torch.nn)
+        ours = (cnn(np.random.default_rng(seed), overrides) if model == "cnn"
+                else model_of(model, np.random.default_rng(seed)))
+        self.model = torch_twin(ours, torch.nn)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x, self.t = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
         self.batch, self.first = batch, 0
@@ -162,38 +185,50 @@ class Torch(Timed):
             optimizer.step()
 
 
+def affine_twin(layer, shape, nn):
+    """nn.Linear, after nn.Flatten for images (our Affine flattens them itself)."""
+    return [nn.Flatten()] * (len(shape) > 1) + [nn.Linear(layer.in_features, layer.out_features)]
+
+
+def batchnorm_twin(layer, shape, nn):
+    norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    return [norm(layer.num_features, eps=layer.eps, momentum=layer.momentum)]
+
+
+# Our layer -> its PyTorch twin: (layer, the shape of an example reaching it, torch.nn) ->
+# modules with the same settings. A layer not here (a new one, or one of your own) has no
+# torch column: the table then times our side alone.
+TWINS = {
+    F.Conv2D: lambda layer, shape, nn: [nn.Conv2d(layer.in_channels, layer.out_channels,
+                                                  layer.kernel_size, layer.stride,
+                                                  layer.padding)],
+    F.BatchNorm: batchnorm_twin,
+    F.MaxPool2D: lambda layer, shape, nn: [nn.MaxPool2d(layer.kernel_size, layer.stride)],
+    F.Affine: affine_twin,
+    F.Dropout: lambda layer, shape, nn: [nn.Dropout(layer.p)],
+    F.ReLU: lambda layer, shape, nn: [nn.ReLU()],
+    F.Flatten: lambda layer, shape, nn: [nn.Flatten()],
+}
+
+
+def without_twin(model):
+    """The names of the model's layers with no PyTorch twin here, each once."""
+    return list(dict.fromkeys(type(layer).__name__ for layer in model.layers
+                              if type(layer) not in TWINS))
+
+
 def torch_twin(model, nn):
     """An nn.Sequential of PyTorch's layers matching the model's, with their settings."""
-    modules = []
-    for layer, shape in with_input_shapes(model):
-        if isinstance(layer, F.Conv2D):
-            modules.append(nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                     layer.stride, layer.padding))
-        elif isinstance(layer, F.BatchNorm):
-            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-            modules.append(norm(layer.num_features, eps=layer.eps, momentum=layer.momentum))
-        elif isinstance(layer, F.MaxPool2D):
-            modules.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
-        elif isinstance(layer, F.Affine):
-            if len(shape) > 1:  # our Affine flattens an image itself
-                modules.append(nn.Flatten())
-            modules.append(nn.Linear(layer.in_features, layer.out_features))
-        elif isinstance(layer, F.Dropout):
-            modules.append(nn.Dropout(layer.p))
-        elif isinstance(layer, F.ReLU):
-            modules.append(nn.ReLU())
-        elif isinstance(layer, F.Flatten):
-            modules.append(nn.Flatten())
-        else:
-            raise ValueError(f"bench_cnn: no PyTorch twin for {type(layer).__name__} here")
-    return nn.Sequential(*modules)
+    return nn.Sequential(*[module for layer, shape in with_input_shapes(model)
+                           for module in TWINS[type(layer)](layer, shape, nn)])
 
 
 def torch_worker(args):
     """The child's side of TorchProcess: a candidate's key is its batch size (the CNN), or
     its model and batch size (--ranks)."""
     x, t = mnist(args.seed)
-    serve_torch(lambda *key: Torch(x, t, int(key[-1]), args.seed, *key[:-1]), args.threads)
+    serve_torch(lambda *key: Torch(x, t, int(key[-1]), args.seed, *key[:-1],
+                                   overrides=args.overrides), args.threads)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -203,7 +238,8 @@ def run_table(args, x, t, torch_process):
     print(f"{'batch':>5}  {'candidate':<10}{'ms/step':>9}{'samples/s':>11}{'x floor':>9}"
           f"{'x torch':>9}{'spread':>8}")
     for batch in batch_sizes(args):
-        candidates = {"floor": Floor(batch), "framework": Framework(x, t, batch, args.seed)}
+        candidates = {"floor": Floor(batch, args.overrides),
+                      "framework": Framework(x, t, batch, args.seed, args.overrides)}
         if torch_process is not None:
             candidates["torch"] = torch_process.candidate(batch)
         median, times = measure(candidates, args.reps, args.warmup, args.block)
@@ -228,7 +264,8 @@ def run_table(args, x, t, torch_process):
 def profile(args, x, t):
     """Per layer: milliseconds per step in forward and backward, the loss and Adam's step."""
     for batch in batch_sizes(args):
-        bench, floor = Framework(x, t, batch, args.seed), Floor(batch)
+        bench = Framework(x, t, batch, args.seed, args.overrides)
+        floor = Floor(batch, args.overrides)
         bench.run(5)
         floor.run(5)
         steps = args.profile_steps
@@ -265,12 +302,20 @@ def main(args):
         profile(args, x, t)
         print(f"\npeak RSS {peak_rss_mb():.0f} MB")
         return
-    torch_process = start_torch(__file__, args, threads)
-    if torch_process is None and not args.no_torch:
-        print("torch not importable: no PyTorch column")
+    missing = without_twin(cnn(np.random.default_rng(0), args.overrides))
+    if missing:
+        print(f"no PyTorch twin here for {', '.join(missing)}: timing our side alone (floor and "
+              "framework), no torch column")
+        torch_process = None
+    else:
+        sets = [word for item in args.overrides for word in ("--set", item)]
+        torch_process = start_torch(__file__, args, threads, sets)
+        if torch_process is None and not args.no_torch:
+            print("torch not importable: no PyTorch column")
     torch_version = torch_process.version if torch_process is not None else None
     torch_rss = None
-    print(f"MNIST CNN, float32, medians of {args.reps} reps; "
+    changed = f" with --set {' --set '.join(args.overrides)}" if args.overrides else ""
+    print(f"MNIST CNN{changed}, float32, medians of {args.reps} reps; "
           "x floor = step / GEMM floor; x torch = step / PyTorch eager's step\n")
     try:
         rows = run_table(args, x, t, torch_process)

@@ -210,10 +210,10 @@ class TorchProcess:
 
     SETTLE = 0.15  # seconds for the parent's OpenBLAS workers to stop spinning
 
-    def __init__(self, script, threads, seed):
+    def __init__(self, script, threads, seed, extra=()):
         self.proc = subprocess.Popen(
             [sys.executable, script, "--torch-worker", "--threads", str(threads),
-             "--seed", str(seed)],
+             "--seed", str(seed), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.version = self.ask("version")
 
@@ -243,11 +243,12 @@ class TorchProcess:
         return Remote()
 
 
-def start_torch(script, args, threads):
-    """The torch child for `script`, or None with --no-torch or when torch is not importable."""
+def start_torch(script, args, threads, extra=()):
+    """The torch child for `script` (given `extra` arguments besides its threads and seed), or
+    None with --no-torch or when torch is not importable."""
     if args.no_torch or not torch_importable():
         return None
-    process = TorchProcess(script, threads, args.seed)
+    process = TorchProcess(script, threads, args.seed, extra)
     print(f"torch {process.version} (in a child process, timed alternately with the rest)")
     return process
 
