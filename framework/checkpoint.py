@@ -103,7 +103,8 @@ def check_names(members):
 def unregistered(entry):
     """What to do about a layer kind an architecture's entry names and no registered class has."""
     kind, module = entry.get("kind"), entry.get("module")
-    saved_from = f", saved from a class in module {module!r}" if isinstance(module, str) else ""
+    shown_module = isinstance(module, str) and module.isprintable() and len(module) <= MAX_NAME
+    saved_from = f", saved from a class in module {module!r}" if shown_module else ""
     shown = repr(kind) if isinstance(kind, str) else describe(kind)
     return (f"layer kind {shown} is not registered{saved_from}. Registered: {', '.join(LAYERS)}. "
             "A layer of your own is registered by decorating its class with "

@@ -278,6 +278,17 @@ def test_a_checkpoint_naming_an_unregistered_kind_says_which_and_how_to_register
     assert "module 'user_classes'" in message and "@framework.register_layer" in message
 
 
+def test_a_module_name_the_file_makes_up_is_not_repeated(tmp_path):
+    model = F.Sequential(F.Affine(4, 3))
+    entry = {**model.architecture()[0], "kind": "nope", "module": "m" * 100_000}
+    model.architecture = lambda: [entry]
+    F.save(tmp_path / "m.npz", model)
+    with pytest.raises(F.CheckpointError) as refused:
+        F.load_model(tmp_path / "m.npz")
+    assert "layer kind 'nope' is not registered. Registered:" in str(refused.value)
+    assert len(str(refused.value)) < 1000
+
+
 def test_help_lists_a_registered_layer_of_ones_own(capsys):
     assert main(["--help"]) == 0
     printed = capsys.readouterr().out
