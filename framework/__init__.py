@@ -18,7 +18,7 @@ from .bias_log import bias_report, format_bias, format_bias_step
 from .callbacks import (Callback, NonFiniteError, LRSchedule, StopAfter, RandomShift, Evaluate,
                         EarlyStopping,
                         CheckFinite, ProgressBar, BiasLog, Checkpoint)
-from .loop import fit, default_callbacks
+from .loop import fit, default_callbacks, steps_per_epoch, check_batches
 
 __all__ = [
     "Parameter", "sum_to", "Invalid",
@@ -32,5 +32,5 @@ __all__ = [
     "load_model", "CheckpointError", "evaluate", "bias_report", "format_bias", "format_bias_step",
     "Callback", "NonFiniteError", "LRSchedule", "StopAfter", "RandomShift", "Evaluate",
     "EarlyStopping", "CheckFinite", "ProgressBar", "BiasLog", "Checkpoint", "fit",
-    "default_callbacks",
+    "default_callbacks", "steps_per_epoch", "check_batches",
 ]

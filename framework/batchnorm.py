@@ -71,6 +71,16 @@ class BatchNorm(Layer):
                              f"({c}, H, W), got {tuple(input_shape)}")
         return input_shape
 
+    def check_training_batch(self, batch, example_shape):
+        """A variance needs two values per channel: a batch of one example of shape (C,) (or
+        (C, 1, 1)) has one, and is refused; an image of more positions has enough alone."""
+        values = batch * math.prod(example_shape[1:])
+        if values < 2:
+            raise ValueError(f"{self.name or 'BatchNorm'}: training takes each channel's variance "
+                             f"over the batch, which needs at least 2 values per channel; a batch "
+                             f"of {batch} example{'s' * (batch != 1)} of shape "
+                             f"{tuple(example_shape)} has {values}")
+
     def channel_shape(self, x):
         """(1, C) or (1, C, 1, 1): a per-channel array broadcast against x."""
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
@@ -83,10 +93,10 @@ class BatchNorm(Layer):
         self.takes(x)
         shape = self.channel_shape(x)
         if train:
-            n = int(self.comm.allreduce(np.array([x.size // self.num_features]))[0])
-            if n < 2:
-                raise ValueError(f"{self.name or 'BatchNorm'}: training needs more than one value "
-                                 f"per channel to take a variance, got input of shape {x.shape}")
+            # The whole batch, over the processes: its statistics are the batch's, not a share's.
+            batch = int(self.comm.allreduce(np.array([len(x)]))[0])
+            self.check_training_batch(batch, x.shape[1:])
+            n = batch * math.prod(x.shape[2:])  # values per channel
             # np.array: for a batch of one row, sum_to(x) is a view of x, which a sum in place
             # over the processes would change.
             mean = self.comm.allreduce(np.array(sum_to(x, shape))) / n

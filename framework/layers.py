@@ -66,6 +66,10 @@ class Layer:
         """The per-example output shape for a per-example input shape."""
         return input_shape
 
+    def check_training_batch(self, batch, example_shape):
+        """Refuses (ValueError) a training batch of `batch` examples of example_shape that the
+        layer cannot train on; fit asks before the first step. Most layers take any size."""
+
     def takes(self, x):
         """x, when it is a floating-point array; anything else is refused, naming the layer.
         Integer or bool input is unscaled pixels or labels: numpy would compute it in another

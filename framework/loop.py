@@ -39,12 +39,14 @@ class State:
 
 
 def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuffle=True,
-        val=None, callbacks=None, start_epoch=0, comm=None):
+        drop_last=False, val=None, callbacks=None, start_epoch=0, comm=None):
     """Trains for epochs start_epoch+1 .. epochs and returns their history as a DataFrame.
 
     train, val: (x, t) pairs; val is evaluated after every epoch. rng: the numpy Generator that
     draws a fresh permutation of the training set each epoch, required unless shuffle=False
-    (which keeps the data's order and draws nothing).
+    (which keeps the data's order and draws nothing). drop_last: leave out each epoch's last
+    batch when it is smaller than batch_size (as PyTorch's DataLoader); batches some layer cannot
+    train on (BatchNorm and a last batch of one) are refused before the first step.
     callbacks: objects with any of the hooks of framework.Callback, called in the order given;
     None means framework.default_callbacks() (the non-finite check and a progress display).
     start_epoch: the epochs already done, when resuming (the generator restored with them).
@@ -71,7 +73,9 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
         if split is not None and len(split[0]) == 0:
             raise ValueError(f"fit: {name} holds no examples (its x has shape {split[0].shape}); "
                              f"{use} needs at least one")
-    state = State(model, loss_fn, optimizer, epochs, -(-n // batch_size), start_epoch, comm)
+    check_batches(model, x_train.shape[1:], n, batch_size, drop_last)
+    state = State(model, loss_fn, optimizer, epochs, steps_per_epoch(n, batch_size, drop_last),
+                  start_epoch, comm)
     x_batch = np.empty((rows,) + x_train.shape[1:], x_train.dtype)  # reused every step
     for callback in callbacks:
         callback.on_fit_start(state)
@@ -82,7 +86,7 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
         state.seen, state.total_loss, state.correct = 0, 0.0, 0
         for callback in callbacks:
             callback.on_epoch_start(state)
-        for first in range(0, n, batch_size):
+        for first in range(0, state.steps_per_epoch * batch_size, batch_size):
             batch = state.order[first:first + batch_size]
             index = batch[slice(*share(len(batch), comm))]  # this process's rows of the batch
             # mode="clip" gathers straight into x_batch (under "raise" numpy gathers into a
@@ -125,6 +129,50 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
         callback.on_fit_end(state)
     import pandas as pd  # here: importing framework (and datasets, which uses it) must not load it
     return pd.DataFrame(state.history)
+
+
+def steps_per_epoch(n, batch_size, drop_last=False):
+    """Batches (optimizer steps) in an epoch of n examples: the full ones, and a last, smaller one
+    unless drop_last."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def check_batches(model, example_shape, n, batch_size, drop_last=False,
+                  names=("batch_size", "drop_last=True")):
+    """Refuses (ValueError) an epoch of n examples of example_shape, in batches of batch_size,
+    that training cannot take: no batch at all (drop_last, with fewer than batch_size examples),
+    or a batch some layer refuses (Layer.check_training_batch: BatchNorm and a last batch of one).
+    names: how the caller spells batch_size and drop_last=True, for the remedy."""
+    size, drop = names
+    if drop_last and n < batch_size:
+        raise ValueError(f"{n} training examples make no full batch of {batch_size}, and {drop} "
+                         f"leaves out the incomplete one: an epoch would have no step; use a "
+                         f"{size} of at most {n}")
+    shapes = [tuple(example_shape), *model.output_shapes(example_shape)]
+
+    def refusal(batch):
+        """The first layer's refusal of a training batch of this many examples, else None."""
+        for layer, shape in zip(model.layers, shapes):
+            try:
+                layer.check_training_batch(batch, shape)
+            except ValueError as e:
+                return str(e)
+        return None
+
+    full, last = min(batch_size, n), 0 if drop_last else n % batch_size
+    if (problem := refusal(full)) is not None:
+        raise ValueError(f"{problem}. " + (f"Use a larger {size} (it is {batch_size})"
+                                           if full == batch_size else
+                                           f"Give more training examples than {n}"))
+    if last and (problem := refusal(last)) is not None:
+        def fits(b):  # every batch of an epoch in batches of b, the last included
+            return refusal(b) is None and (n % b == 0 or refusal(n % b) is None)
+        nearest = next((b for step in range(1, n) for b in (batch_size - step, batch_size + step)
+                        if 1 <= b <= n and fits(b)), None)
+        raise ValueError(f"{problem}. {n} training examples in batches of {batch_size} leave a "
+                         f"last batch of {last} each epoch: set {drop} to leave it out"
+                         + (f", or use a {size} that leaves a larger one or none, such as "
+                            f"{nearest}" if nearest else "") + ".")
 
 
 def default_callbacks():

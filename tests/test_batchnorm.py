@@ -111,7 +111,8 @@ def test_wrong_input_and_backward_before_forward_are_refused():
         model.forward(np.zeros((8, 4, 5, 5), np.float32))
     with pytest.raises(ValueError, match=r"got \(8, 3, 5\)"):
         model.forward(np.zeros((8, 3, 5), np.float32))
-    with pytest.raises(ValueError, match="more than one value per channel"):
+    with pytest.raises(ValueError, match=r"at least 2 values per channel; a batch of 1 example of "
+                                         r"shape \(3,\) has 1"):
         model.forward(np.zeros((1, 3), np.float32), train=True)
     with pytest.raises(RuntimeError, match="batchnorm1: backward called before forward"):
         model.backward(np.zeros((8, 3), np.float32))

@@ -6,7 +6,9 @@ from framework import (
     SGD,
     Adam,
     Affine,
+    BatchNorm,
     BiasLog,
+    Callback,
     CheckFinite,
     Dropout,
     NonFiniteError,
@@ -79,3 +81,53 @@ def test_shuffling_without_a_generator_says_what_to_write(given):
         fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
             batch_size=32, callbacks=[], **given)
     assert not model.layers[0].W.grad.any()  # refused before the first step
+
+
+class Batches(Callback):
+    """Records the size of every training batch."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def on_step_end(self, state):
+        self.sizes.append(len(state.x))
+
+
+def batchnorm_mlp(rng):
+    return Sequential(Affine(8, 5, rng=rng), BatchNorm(5), ReLU(), Affine(5, 3, rng=rng))
+
+
+@pytest.mark.parametrize("drop_last, sizes", [(False, [4, 4, 2] * 2), (True, [4, 4] * 2)])
+def test_drop_last_leaves_out_each_epochs_incomplete_batch(drop_last, sizes):
+    rng = np.random.default_rng(0)
+    x, t = blobs(rng, n=10)
+    model, batches = Sequential(Affine(8, 3, rng=rng)), Batches()
+    history = fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=2,
+                  batch_size=4, rng=rng, drop_last=drop_last, callbacks=[batches])
+    assert batches.sizes == sizes
+    assert list(history.step) == [len(sizes) // 2, len(sizes)]
+
+
+def test_batchnorm_and_a_last_batch_of_one_are_refused_before_training():
+    rng = np.random.default_rng(0)
+    x, t = blobs(rng, n=9)
+    model = batchnorm_mlp(rng)
+    with pytest.raises(ValueError, match=r"batchnorm1: .*at least 2 values per channel.* 9 "
+                                         r"training examples in batches of 4 leave a last batch "
+                                         r"of 1 each epoch: set drop_last=True to leave it out, "
+                                         r"or use a batch_size .* such as 3"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
+            batch_size=4, rng=rng, callbacks=[])
+    assert not model.layers[0].W.grad.any()  # refused before the first step
+    history = fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
+                  batch_size=4, rng=rng, drop_last=True, callbacks=[])
+    assert list(history.step) == [2]
+
+
+def test_drop_last_with_no_full_batch_is_refused():
+    rng = np.random.default_rng(0)
+    x, t = blobs(rng, n=3)
+    model = Sequential(Affine(8, 3, rng=rng))
+    with pytest.raises(ValueError, match="3 training examples make no full batch of 4"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, t), epochs=1,
+            batch_size=4, rng=rng, drop_last=True, callbacks=[])
