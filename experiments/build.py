@@ -11,7 +11,7 @@ import numpy as np
 import framework as F
 from datasets import split_validation
 
-from .config import ConfigError, dataset, layer_kind
+from .config import ConfigError, dataset, layer_kind, training_examples
 
 
 @dataclass
@@ -66,12 +66,19 @@ def build_model(config, input_shape, rng, draws=None):
 
 def checked_model(config, source):
     """The model, made once on a generator of its own before any folder or data: a layer that
-    does not fit is refused there, and its shapes give the exact memory estimate."""
+    does not fit is refused there, and so are batches it cannot train on (BatchNorm and a last
+    batch of one: the sizes are the config's); its shapes give the exact memory estimate."""
+    data = config["data"]
     try:
-        return build_model(config, dataset(config["data"]).example_shape,
-                           np.random.default_rng(0))
+        model = build_model(config, dataset(data).example_shape, np.random.default_rng(0))
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}.") from None
+    try:
+        F.check_batches(model, model.input_shape, training_examples(data), data["batch_size"],
+                        data["drop_last"], names=("data.batch_size", "data.drop_last: true"))
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return model
 
 
 def build_training(config, train, rng, draws=None):
@@ -83,7 +90,8 @@ def build_training(config, train, rng, draws=None):
     through it (its value at step 0 here; LRSchedule sets it before every step)."""
     x = train[0]
     model = build_model(config, x.shape[1:], rng, draws)
-    steps_per_epoch = -(-len(x) // config["data"]["batch_size"])
+    steps_per_epoch = F.steps_per_epoch(len(x), config["data"]["batch_size"],
+                                        config["data"]["drop_last"])
     schedule = build_schedule(config, steps_per_epoch)
     settings = dict(config["optimizer"])
     name = settings.pop("name")

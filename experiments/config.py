@@ -159,6 +159,8 @@ DATA = {
     "subset": (None, Optional(Integer(1))),  # train on only this many random examples (quick runs)
     "batch_size": (128, Integer(1)),  # examples per optimizer step
     "shuffle": (True, Flag()),  # a fresh random order each epoch (false: file order)
+    # leave out each epoch's last batch when it is smaller (as PyTorch's DataLoader)
+    "drop_last": (False, Flag()),
     "augment_shift": (0, Integer(0, 4)),  # move training images up to this many pixels; 0: off
 }
 
@@ -356,6 +358,12 @@ def resolve(user, source, overrides=()):
     return config
 
 
+def training_examples(data):
+    """Number of examples the training steps draw from: the subset, else what validation
+    leaves."""
+    return data["subset"] or dataset(data).sizes["train"] - data["validation"]
+
+
 def check_consistency(config):
     """Checks between settings: output layer vs classes, sizes, patience."""
     model, data = config["model"], config["data"]
@@ -411,12 +419,17 @@ def shorten(text, limit=100):
 
 
 def default_at(path):
-    """The default config's value at `path` (None when it has none there)."""
-    node = SCHEMA
+    """The default config's value at `path` (None when it has none there). Inside a section that
+    its own check resolves (data, optimizer), the default section as that check resolves it."""
+    node, resolved = SCHEMA, False
     for part in path:
+        if isinstance(node, tuple):  # (default, check) with more path to go
+            node, resolved = node[1](copy.deepcopy(node[0])), True
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
+    if resolved:
+        return copy.deepcopy(node)
     return copy.deepcopy(node[0]) if isinstance(node, tuple) else {}
 
 

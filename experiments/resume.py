@@ -9,6 +9,7 @@ from datasets import DATASETS
 from framework.comm import LOCAL
 from framework.files import atomic_write
 
+from .config import default_at
 from .yamlfile import ConfigError
 
 
@@ -27,7 +28,9 @@ def differences(saved, current, path=()):
     if any(key == allowed or key.startswith(allowed + ".") for allowed in may_change()):
         return []
     if isinstance(saved, dict) and isinstance(current, dict):
+        # A setting added since the run was made is, at its default, what that run did.
         return [line for k in {**saved, **current}
+                if k in saved or current[k] != default_at(path + (k,))
                 for line in differences(saved.get(k), current.get(k), path + (k,))]
     return [] if saved == current else [f"{key}: {saved!r} -> {current!r}"]
 

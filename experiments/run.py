@@ -309,8 +309,9 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
         with np.errstate(over="ignore", invalid="ignore"), comm.deferred_interrupts():
             F.fit(model, loss_fn, optimizer, data.train, epochs=training["epochs"],
                   batch_size=config["data"]["batch_size"], rng=rng,
-                  shuffle=config["data"]["shuffle"], val=data.val if every == 1 else None,
-                  callbacks=callbacks, start_epoch=start, comm=comm)
+                  shuffle=config["data"]["shuffle"], drop_last=config["data"]["drop_last"],
+                  val=data.val if every == 1 else None, callbacks=callbacks, start_epoch=start,
+                  comm=comm)
     except KeyboardInterrupt:
         checkpoint.ensure_saved()
         raise Interrupted(folder, checkpoint.saved_epoch) from None

@@ -185,6 +185,18 @@ def test_resume_refuses_a_truncated_config_yaml_before_touching_data(done_run, t
     assert not (tmp_path / "no_data").exists()
 
 
+def test_a_run_from_before_a_setting_existed_resumes_with_its_default(done_run, capsys):
+    config = done_run / "config.yaml"
+    config.write_text(config.read_text().replace("  drop_last: false\n", ""))
+    with np.load(done_run / "checkpoint.npz") as f:
+        saved = json.loads(f["json/config"].item())
+    del saved["data"]["drop_last"]
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"json/config": json.dumps(saved)})
+    assert main(["--resume", str(done_run), "--quiet", "--set", "data.drop_last=true"]) == 2
+    assert "data.drop_last: None -> True" in err_of(capsys)  # not at its default: another run
+    assert main(["--resume", str(done_run), "--quiet"]) == 0
+
+
 def test_resume_refuses_a_npy_in_place_of_the_checkpoint(done_run, capsys):
     with open(done_run / "checkpoint.npz", "wb") as f:
         np.save(f, np.arange(10.0))

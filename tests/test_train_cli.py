@@ -117,6 +117,35 @@ def test_max_steps_that_the_planned_epochs_reach_anyway_is_a_finished_run(tmp_pa
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 
+BATCHNORM_LAST_ONE = ("--set", "model=[{affine: {out: 16}}, batchnorm, relu, {affine: {out: 3}}]",
+                      "--set", "data.subset=251")  # batches of 50: the last of each epoch is 1
+
+
+def test_batchnorm_and_a_last_batch_of_one_are_refused_before_any_folder_or_data(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("experiments.run.load_data", lambda *args, **kwargs: pytest.fail("data"))
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), *BATCHNORM_LAST_ONE, "--out", str(out), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("batchnorm1: training takes each channel's variance over the batch, which needs at "
+            "least 2 values per channel; a batch of 1 example of shape (16,) has 1. 251 training "
+            "examples in batches of 50 leave a last batch of 1 each epoch: set data.drop_last: "
+            "true to leave it out, or use a data.batch_size that leaves a larger one or none, "
+            "such as 49.") in err
+    assert not out.exists()
+
+
+def test_drop_last_plans_the_steps_schedule_and_max_steps_of_full_batches(tmp_path):
+    out = tmp_path / "run"  # 251 examples in batches of 50: 5 full batches an epoch, 15 in all
+    assert main([tiny_config(tmp_path), *BATCHNORM_LAST_ONE, "--set", "data.drop_last=true",
+                 "--set", "training.max_steps=15", "--out", str(out), "--quiet"]) == 0
+    assert list(pd.read_csv(out / "metrics.csv")["step"]) == [5, 10, 15]
+    steps = pd.read_csv(out / "steps.csv")
+    assert list(steps["step"]) == list(range(1, 16))
+    assert steps["lr"].iloc[-1] == 0 < steps["lr"].iloc[-2]  # the cosine ends on the last step
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+
+
 def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, capsys, ctrl_c_in_epoch_3):
     config = tiny_config(tmp_path)
     assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
