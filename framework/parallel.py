@@ -14,7 +14,7 @@ MPIComm() over MPI.
 import numpy as np
 
 from .callbacks import Callback
-from .comm import agree, digest
+from .comm import LOCAL, agree, digest
 
 
 class AllReduce(Callback):
@@ -24,8 +24,9 @@ class AllReduce(Callback):
     a comm of more than one process, so the callbacks after it (the non-finite check, the bias
     log) see the whole batch's values, the same in every process, and decide alike.
 
-    Also gives each layer the comm (BatchNorm sums its statistics over the processes), and checks
-    that the processes start with the same weights and draw the same permutation each epoch.
+    Also gives each layer the comm for the fit (BatchNorm sums its statistics over the
+    processes), and checks that the processes hold the same weights and draw the same
+    permutation at the start of every epoch.
     """
 
     def on_fit_start(self, state):
@@ -60,3 +61,7 @@ class AllReduce(Callback):
             raise KeyboardInterrupt
         state.loss = float(self.scalars[0])
         state.hits = None if state.hits is None else int(self.scalars[1])
+
+    def on_fit_end(self, state):
+        for layer in state.model.layers:  # the model, used alone again, sums over itself
+            layer.comm = LOCAL
