@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from timing import Timed, TorchProcess, peak_rss_mb
+from timing import Timed, TorchProcess, serve
 
 import framework as F
 from experiments.build import build_model
@@ -120,8 +120,8 @@ def hear(comm):
 
 
 def ranks_worker(args, x, t):
-    """Every process's loop under mpiexec: rank 0 serves the parent's requests (version, rss,
-    calibrate KEY... warmup block, time KEY... steps) and tells the others each run."""
+    """Every process's loop under mpiexec: rank 0 serves the parent's requests (timing.serve),
+    telling the others each run of steps; they run it too."""
     from threadpoolctl import threadpool_limits
 
     from framework.comm import MPIComm
@@ -130,32 +130,18 @@ def ranks_worker(args, x, t):
     threadpool_limits(args.threads, user_api="blas")
     steps = {}
 
-    def step(key):
-        if key not in steps:
-            model, batch = key
-            steps[key] = Step(model, x, t, int(batch), args.seed, comm)
-        return steps[key]
+    def step(model, batch):
+        if (model, batch) not in steps:
+            steps[model, batch] = Step(model, x, t, int(batch), args.seed, comm)
+        return steps[model, batch]
 
     if comm.rank != 0:
         while (heard := hear(comm)) is not None:
             key, count = heard
-            step(key).run(count)
+            step(*key).run(count)
         return
-    for line in sys.stdin:
-        cmd, *rest = line.split()
-        if cmd == "version":
-            reply = f"{comm.size} processes x {args.threads} BLAS thread(s)"
-        elif cmd == "rss":
-            reply = f"{peak_rss_mb():.0f}"
-        elif cmd == "calibrate":
-            model, batch, warmup, block = rest
-            reply = Leader(comm, (model, batch), step((model, batch))).calibrate(
-                float(warmup), float(block))
-        else:
-            model, batch, count = rest
-            reply = Leader(comm, (model, batch), step((model, batch))).seconds_per_step(
-                int(count))
-        print(reply, flush=True)
+    serve(lambda *key: Leader(comm, key, step(*key)),
+          f"{comm.size} processes x {args.threads} BLAS thread(s)")
     tell(comm, None)
 
 

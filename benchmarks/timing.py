@@ -254,11 +254,16 @@ def start_torch(script, args, threads, extra=()):
 
 
 def serve_torch(make_bench, threads):
-    """The child's loop, a reply a line: `version`, `rss` (peak MB), `calibrate KEY... warmup
-    block`, `time KEY... steps`; make_bench(*key) builds the candidate of a key, once. Torch's
-    thread count is set first, so that `version` reports the one the timings use."""
+    """The torch child's loop (serve). Torch's thread count is set first, so that `version`
+    reports the one the timings use."""
     import torch
     torch.set_num_threads(threads)
+    serve(make_bench, f"{torch.__version__} threads={torch.get_num_threads()}")
+
+
+def serve(make_bench, version):
+    """A child's loop, a reply a line: `version`, `rss` (peak MB), `calibrate KEY... warmup
+    block`, `time KEY... steps`; make_bench(*key) builds the candidate of a key, once."""
     benches = {}
 
     def bench(key):
@@ -269,7 +274,7 @@ def serve_torch(make_bench, threads):
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "version":
-            reply = f"{torch.__version__} threads={torch.get_num_threads()}"
+            reply = version
         elif cmd == "rss":
             reply = f"{peak_rss_mb():.0f}"
         elif cmd == "calibrate":

@@ -186,33 +186,42 @@ def test_rank_0_alone_speaks_and_the_log_shows_the_processes_partial_sums(uninte
     assert F.load(run / "checkpoint.npz")["processes"] == 2
 
 
+def started_then(config, folder, epoch, stop):
+    """Starts the LONG run by 2 processes in `folder`, and once it has logged `epoch`, calls
+    stop(job); returns the finished job and its stderr."""
+    job = start_train_py(2, config, "--out", folder)
+    wait_for_epoch(folder, epoch, job)
+    stop(job)
+    return job, job.communicate(timeout=60)[1]
+
+
+def resumes_as_uninterrupted(folder, whole):
+    done = train_py(2, "--resume", folder)
+    assert done.returncode == 0, done.stderr
+    assert_same_run(whole, folder)
+
+
 def test_ctrl_c_to_mpiexec_leaves_a_run_that_resumes_bit_identical(uninterrupted, tmp_path):
     config, whole, _ = uninterrupted
-    job = start_train_py(2, config, "--out", tmp_path / "run")
-    wait_for_epoch(tmp_path / "run", 2, job)
-    job.send_signal(signal.SIGINT)
-    out, err = job.communicate(timeout=60)
+    job, err = started_then(config, tmp_path / "run", 2, lambda job: job.send_signal(signal.SIGINT))
     assert job.returncode == 130, err
     assert err.count("Interrupted. Epoch") == 1
     assert f"mpiexec -n 2 python train.py --resume {tmp_path / 'run'}" in err
-    done = train_py(2, "--resume", tmp_path / "run")
-    assert done.returncode == 0, done.stderr
-    assert_same_run(whole, tmp_path / "run")
+    resumes_as_uninterrupted(tmp_path / "run", whole)
 
 
 def test_a_killed_process_ends_the_others_and_the_run_resumes_bit_identical(uninterrupted,
                                                                             tmp_path):
     config, whole, _ = uninterrupted
-    job = start_train_py(2, config, "--out", tmp_path / "run")
-    wait_for_epoch(tmp_path / "run", 1, job)
-    rank_0 = int((tmp_path / "run" / ".lock").read_text())
-    os.kill(rank_0, signal.SIGKILL)
-    killed = time.monotonic()
-    job.communicate(timeout=60)
-    assert time.monotonic() - killed < 10 and job.returncode != 0
-    done = train_py(2, "--resume", tmp_path / "run")
-    assert done.returncode == 0, done.stderr
-    assert_same_run(whole, tmp_path / "run")
+    killed = []
+
+    def kill_rank_0(job):  # its process id is in the run folder's lock
+        os.kill(int((tmp_path / "run" / ".lock").read_text()), signal.SIGKILL)
+        killed.append(time.monotonic())
+
+    job, _ = started_then(config, tmp_path / "run", 1, kill_rank_0)
+    assert time.monotonic() - killed[0] < 10 and job.returncode != 0
+    resumes_as_uninterrupted(tmp_path / "run", whole)
 
 
 def test_resuming_with_another_number_of_processes_is_refused_saying_how_it_ran(uninterrupted,
@@ -234,11 +243,3 @@ def test_a_batch_the_processes_cannot_split_is_refused_once_before_any_work(tmp_
     assert said.count("data.batch_size: batch size 65 does not split evenly over 2 processes: "
                       "the nearest that does is 64 or 66") == 1
     assert not (tmp_path / "run").exists()
-
-
-def test_explain_bias_adds_two_processes_partial_sums_into_db(capsys):
-    assert main(["--explain-bias"]) == 0
-    printed = capsys.readouterr().out
-    assert "process 0: db_0 = dY[0] + dY[1] = [0.3, -0.2]" in printed
-    assert "process 1: db_1 = dY[2]         = [-0.4, 0.5]" in printed
-    assert "Allreduce(SUM): db_0 + db_1      = [-0.1, 0.3]" in printed

@@ -293,6 +293,10 @@ def test_explain_bias_shows_the_sum_from_the_real_layer(capsys):
     assert "db from Affine.backward (dY.sum(axis=0)) = [-0.1, 0.3]" in printed
     # and for a conv bias: 2 examples x 9 positions add up, 0.6 + 0.4, as Conv2D.backward computes
     assert "db = dY.sum(axis=(0, 2, 3)) = [1];  Conv2D.backward gave [1]." in printed
+    # and over 2 processes: each backward sums its own rows, Allreduce adds the partial sums
+    assert "process 0: db_0 = dY[0] + dY[1] = [0.3, -0.2]" in printed
+    assert "process 1: db_1 = dY[2]         = [-0.4, 0.5]" in printed
+    assert "Allreduce(SUM): db_0 + db_1      = [-0.1, 0.3]" in printed
 
 
 def test_help_lists_options_and_exit_codes(capsys):
