@@ -98,6 +98,9 @@ def check_constructor(cls, where, supplied):
             raise TypeError(f"{where}: the constructor takes {stars}{name}; "
                             "a registered class names each setting, so a checkpoint can make "
                             "it again")
+        if p.kind == p.POSITIONAL_ONLY:
+            raise TypeError(f"{where}: constructor argument '{name}' is positional-only (before "
+                            "`/`); a checkpoint makes the class again with each setting by name")
         if isinstance(p.annotation, Check):
             checked.append(name)
         elif name not in supplied:

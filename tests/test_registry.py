@@ -94,6 +94,16 @@ def test_star_arguments_are_refused(scratch_registries):
                 pass
 
 
+def test_positional_only_settings_are_refused(scratch_registries):
+    # load_model makes a layer with cls(**arguments): a positional-only setting could not be given
+    with pytest.raises(TypeError, match=r"Scale.*'a'.*positional-only"):
+        @F.register_layer
+        class Scale(F.Layer):
+            @checked
+            def __init__(self, a: Real() = 1.0, /, name=None):
+                self.a = a
+
+
 def test_from_input_and_short_names_must_name_checked_arguments(scratch_registries):
     with pytest.raises(TypeError, match=r"Dense.*from_input names 'in_feature'.*in_features"):
         @F.register_layer
