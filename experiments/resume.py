@@ -113,7 +113,7 @@ def restore(folder, model, optimizer, rng, config, comm=LOCAL, own=None):
         optimizer.load_state_dict(state["optimizer"])
         for generator, saved in generators.values():
             generator.bit_generator.state = saved
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, OverflowError) as e:  # numpy: a state beyond uint64
         raise ConfigError(f"{where}: the checkpoint does not fit the configured model or optimizer "
                           f"({e}).") from None
     return epoch, history

@@ -227,6 +227,16 @@ def test_resume_refuses_another_kind_of_generator_state(done_run, capsys):
     assert "generator state is not a PCG64 state" in err and "Traceback" not in err
 
 
+def test_resume_refuses_a_generator_state_out_of_range(done_run, capsys):
+    # numpy raises OverflowError (not ValueError) for a state integer outside uint64
+    state = {"bit_generator": "PCG64", "state": {"state": -1, "inc": 1},
+             "has_uint32": 0, "uinteger": 0}
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"json/rng": json.dumps(state)})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "does not fit the configured model or optimizer" in err and "Traceback" not in err
+
+
 def test_leftover_temporary_is_removed_on_resume(done_run):
     stale = done_run / ".checkpoint.npz.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")
