@@ -10,7 +10,6 @@ candidates, the processes wait asleep (polling every 2 ms), not spinning in MPI.
 """
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -107,15 +106,13 @@ class Leader(Timed):
 
 
 def tell(comm, what):
-    comm.comm.Ibarrier().Wait()
+    comm.barrier()
     comm.comm.bcast(what, root=0)
 
 
 def hear(comm):
-    """What rank 0 tells, waiting asleep: a blocking MPI call would spin a core meanwhile."""
-    request = comm.comm.Ibarrier()
-    while not request.Test():
-        time.sleep(0.002)
+    """What rank 0 tells, waiting asleep (comm.barrier) until it tells something."""
+    comm.barrier()
     return comm.comm.bcast(None, root=0)
 
 

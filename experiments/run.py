@@ -254,7 +254,11 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
     training, writes = config["training"], comm.rank == 0
     rng = np.random.default_rng(training["seed"])  # the same in every process: weights, batches
     own = process_rng(training["seed"], comm)  # each process's dropout masks and shifts, if several
+    if comm.rank != 0:  # rank 0 gets the data first (downloads them once for all) ...
+        comm.barrier()
     data = load_data(config, rng, progress=progress, log=log)
+    if comm.rank == 0:  # ... and the others read them from its cache
+        comm.barrier()
     log(f"      train {len(data.train[0]):,}  val {0 if data.val is None else len(data.val[0]):,}  "
         f"test {0 if data.test is None else len(data.test[0]):,} examples of shape "
         f"{data.train[0].shape[1:]}")

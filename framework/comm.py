@@ -4,6 +4,7 @@
     allreduce(a)          the numpy array `a` summed over the processes, in place; returns it
     allgather(value)      [every process's value], in rank order, on every process
     gather(value)         the same on rank 0 only (None elsewhere)
+    barrier()             waits until every process has called it
     deferred_interrupts() a context: inside it a Ctrl-C ends every process at the same step
 Local() is one process alone, whose sums have one term. MPIComm() runs over MPI through mpi4py,
 imported only when one is made. Layers that compute over the batch (BatchNorm's statistics) reach
@@ -11,6 +12,7 @@ the other processes through their `comm`; they never import MPI.
 """
 import signal
 import sys
+import time
 import zlib
 from contextlib import contextmanager, nullcontext
 
@@ -31,6 +33,9 @@ class Local:
 
     def gather(self, value):
         return [value]
+
+    def barrier(self):
+        pass
 
     def deferred_interrupts(self):
         return nullcontext()
@@ -81,6 +86,13 @@ class MPIComm:
 
     def gather(self, value):
         return self.comm.gather(value, root=0)
+
+    def barrier(self):
+        """Waits asleep, looking every 2 ms: a blocking MPI call would keep a core busy while it
+        waits, and Ctrl-C could not stop it."""
+        request = self.comm.Ibarrier()
+        while not request.Test():
+            time.sleep(0.002)
 
     def abort(self, code):
         """Ends every process of the job at once, mpiexec exiting with `code`."""
