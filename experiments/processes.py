@@ -10,12 +10,12 @@ import time
 
 from framework.comm import LOCAL
 
+from .workers import BLAS_VARIABLES
 from .yamlfile import ConfigError
 
 # What an MPI launcher tells each process it starts: MPICH and Intel MPI (and srun --mpi=pmi2)
 # the size, Open MPI the size, PMIx (srun --mpi=pmix) only that there is one.
 LAUNCHERS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def launched():
@@ -41,7 +41,7 @@ def set_blas_threads(comm):
     Two processes with two BLAS threads each on two cores fight over them (oversubscription: a
     CNN epoch three times slower). threadpoolctl sets OpenBLAS's count in this process only;
     the environment, the user's, is left as it is."""
-    chosen = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ]
+    chosen = [f"{name}={os.environ[name]}" for name in BLAS_VARIABLES if name in os.environ]
     if chosen:
         return (f"processes: {comm.size} (MPI); BLAS threads as your environment says "
                 f"({', '.join(chosen)}) in each")

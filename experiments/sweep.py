@@ -149,11 +149,12 @@ def sweep_runs(config, folder, source, runs, resume, log):
             log(f"sweep run {i}/{len(runs)}: {label}: already done: {done['status']}")
         else:
             jobs.append({"index": i, "which": f"{i}/{len(runs)} ({label})", "config": run_config,
-                         "folder": str(sub), "origin": f"sweep run {label} of {source}",
-                         "stop": str(stop)})
+                         # absolute: a worker elsewhere starts in a folder of its own
+                         "folder": str(sub.absolute()), "origin": f"sweep run {label} of {source}",
+                         "stop": str(stop.absolute())})
 
     def started(job):
-        log(f"\n=== sweep run {job['which']}  ({job['folder']})")
+        log(f"\n=== sweep run {job['which']}  ({folder / Path(job['folder']).name})")
 
     def finished(job, summary):
         summaries[job["index"]] = summary
@@ -164,15 +165,17 @@ def sweep_runs(config, folder, source, runs, resume, log):
 
     executor = executor_for(config["sweep"], log)
     try:
+        datas = {json.dumps(job["config"]["data"], sort_keys=True) for job in jobs}
+        executor.check(folder, [json.loads(data) for data in sorted(datas)])
         run_all(executor, jobs, started, finished, stop)
     finally:
         executor.close()
         stop.unlink(missing_ok=True)
-    stopped = [job for job in jobs if job["index"] in summaries
-               and summaries[job["index"]]["status"] == "interrupted"]
-    if stopped or len(summaries) < len(runs):
-        raise interrupted(stopped or [job for job in jobs if job["index"] not in summaries],
-                          summaries, folder)
+    status = {job["index"]: summaries.get(job["index"], {}).get("status") for job in jobs}
+    stopped = [job for job in jobs if status[job["index"]] == "interrupted"]
+    left = [job for job in jobs if status[job["index"]] in (None, "not started")]
+    if stopped or left:
+        raise interrupted(stopped or left, summaries, folder)
     rows = [{"run": label, **differing[i - 1], **summaries[i], "folder": name}
             for i, ((label, _, _), name) in enumerate(zip(runs, names), 1)]
     try:
@@ -194,7 +197,7 @@ def interrupted(stopped, summaries, folder):
     started, the runs left): the first one's checkpoint is named, then the others."""
     first = stopped[0]
     summary = summaries.get(first["index"], {})
-    return Interrupted(Path(first["folder"]), summary.get("last_good_epoch"),
+    return Interrupted(folder / Path(first["folder"]).name, summary.get("last_good_epoch"),
                        complete=bool(summary.get("unwritten")), unwritten=summary.get("unwritten"),
                        resume=folder, run=first["which"],
                        others=[job["which"] for job in stopped[1:]])

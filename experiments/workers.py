@@ -94,6 +94,8 @@ def run_job(job):
     from .summary import summarize
 
     folder = Path(job["folder"])
+    if os.path.exists(job["stop"]):  # queued (on a cluster) when the sweep was stopped
+        return {**summarize([], "not started")}
     try:
         if in_worker:  # Ctrl-C on the terminal reaches the workers too: each run saves and stops
             signal.signal(signal.SIGINT, interrupt_once)
@@ -140,6 +142,9 @@ class Here:
 
     at_once = 1
 
+    def check(self, folder, datas):
+        pass  # each run loads its data here, one after another
+
     def submit(self, fn, job):
         future = Future()
         future.set_result(fn(job))  # run_job returns whatever happened, Ctrl-C included
@@ -161,6 +166,15 @@ class Processes:
     def __init__(self, jobs, threads):
         self.at_once, self.threads = jobs, threads
 
+    def check(self, folder, datas):
+        """Each dataset of `datas` loaded once here (downloaded when missing, parsed into its
+        cache), so that N workers starting together find it ready rather than all fetch it."""
+        import numpy as np
+
+        from .config import dataset
+        for data in datas:
+            dataset(data).load(np.random.default_rng(0), log=lambda message: None)
+
     def submit(self, fn, job):
         pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=start_worker,
                                    initargs=(self.threads,))
@@ -178,9 +192,10 @@ def run_all(executor, jobs, on_start, on_done, stop_file):
     process) stops them all: the stop file asks every running run to end at its next step and
     save, no new run starts, and every run is waited for. Returns the jobs never started."""
     pending, running, stopping = list(jobs), {}, False
+    at_once = executor.at_once or len(jobs)  # None: all of them (a cluster queues them)
     while running or (pending and not stopping):
         try:
-            while pending and not stopping and len(running) < executor.at_once:
+            while pending and not stopping and len(running) < at_once:
                 on_start(pending[0])
                 future = executor.submit(run_job, pending[0])
                 running[future] = pending.pop(0)
@@ -215,7 +230,8 @@ def outcome(future):
                 "error": "its worker process died (killed by a signal such as SIGKILL, or out "
                          "of memory); --resume continues it from its last checkpoint"}
     except Exception as e:  # e.g. a Dask worker lost with the run
-        return {**summarize([], "failed"), "error": f"{type(e).__name__}: {e}"}
+        reason = " ".join(str(e).split())  # one paragraph: Dask's messages span lines
+        return {**summarize([], "failed"), "error": f"{type(e).__name__}: {reason}"}
 
 
 
