@@ -196,8 +196,7 @@ def command(argv, default_config, comm, job):
                               "it without mpiexec.")
         if args.eval:
             from .evaluation import evaluate_run
-            return evaluate_run(Path(args.eval).expanduser(), args.data_dir, Log(console=console),
-                                args.overrides)
+            return evaluate_run(args.eval, args.data_dir, Log(console=console), args.overrides)
         if args.plots:
             from .replot import redraw
             return redraw(Path(args.plots).expanduser(), args.plots, Log(console=console))

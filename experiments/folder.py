@@ -7,6 +7,7 @@ matplotlib, curves.png, bias_grads.png and bias_sum.png.
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -104,6 +105,24 @@ def lock(folder):
     handle.flush()
     remove_stale_temporaries(folder)  # ours now: anything half-written is a killed process's
     return handle
+
+
+@contextmanager
+def held(folder, refusal):
+    """The folder's lock while a command that reads a run and writes into it (--eval, --plots)
+    works there; a folder a live process holds is refused with the message refusal(its process
+    id). A folder no train.py has worked in (no .lock) is left without one."""
+    if not (folder / ".lock").exists():
+        yield
+        return
+    try:
+        handle = lock(folder)
+    except Busy as e:
+        raise ConfigError(refusal(e.holder)) from None
+    try:
+        yield
+    finally:
+        handle.close()
 
 
 def lock_holder(handle):

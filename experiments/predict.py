@@ -25,7 +25,7 @@ MNIST_SIDE = 28
 
 def predict_images(given, images, show, out, log):
     """Prints the predicted class and the TOP probabilities of each image; returns 0."""
-    path = chosen_checkpoint(Path(given).expanduser(), "--predict")
+    path = chosen_checkpoint(given, "--predict")
     try:
         state = F.load(path)
         model = F.load_model(path, state)

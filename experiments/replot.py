@@ -1,11 +1,9 @@
 """`train.py --plots RUN`: the pictures of a run, or of a sweep and each of its runs, drawn again
 from the files in its folder (after installing matplotlib, say, for a run trained without it)."""
-from contextlib import contextmanager
-
 import pandas as pd
 
 from .config import load
-from .folder import Busy, lock
+from .folder import held
 from .plots import plot_comparison, plot_run, pyplot, read_csv
 from .sweep import run_labels, settings_that_differ
 from .yamlfile import ConfigError
@@ -28,12 +26,12 @@ def redraw(folder, typed, log):
     if not (folder / "metrics.csv").is_file() and not runs:
         raise ConfigError(f"--plots {typed}: no metrics.csv yet: the run has not completed an "
                           "epoch.")
-    with held(folder, typed):
+    with held(folder, refusal(typed)):
         if (folder / "metrics.csv").is_file():
             redraw_run(folder, log)
             return 0
         for sub in runs:
-            with held(sub, f"{typed}/{sub.name}"):
+            with held(sub, refusal(f"{typed}/{sub.name}")):
                 redraw_run(sub, log)
         table = read_csv(folder / "comparison.csv")
         if table is not None and "folder" in table:
@@ -43,6 +41,13 @@ def redraw(folder, typed, log):
             labels = run_labels(pd.DataFrame(differing), list(differing[0]))
             plot_comparison(folder, table, labels, log)
     return 0
+
+
+def refusal(typed):
+    """The message for a folder a live train.py writes to: a live run's own plots are drawn when
+    it ends, and two writers of one file would tear it."""
+    return (lambda holder: f"--plots {typed}: a train.py (process {holder}) is still writing to "
+            "this folder; its plots are drawn when it ends.")
 
 
 def redraw_run(folder, log):
@@ -62,18 +67,3 @@ def sweep_run(folder, name):
         raise ConfigError(f"{folder / 'comparison.csv'}: names {name!r}, which is not one of the "
                           "sweep's run folders.")
     return name
-
-
-@contextmanager
-def held(folder, typed):
-    """The folder's lock while its pictures are drawn: a live run's own plots are drawn when it
-    ends, and two writers of one file would tear it."""
-    try:
-        handle = lock(folder)
-    except Busy as e:
-        raise ConfigError(f"--plots {typed}: a train.py (process {e.holder}) is still writing "
-                          "to this folder; its plots are drawn when it ends.") from None
-    try:
-        yield
-    finally:
-        handle.close()
