@@ -49,18 +49,20 @@ def blas_plan(jobs):
                      f"each worker sets {'/'.join(BLAS_VARIABLES)} for itself)")
 
 
-def start_worker(threads):
+def start_worker(threads, sweep):
     """The first thing a worker process runs, before numpy is imported there: its BLAS thread
     count (unless the user set one). Ctrl-C is ignored until a run starts (run_job), so it
     never breaks the worker between runs; and a watcher stops the run if the sweep's process
-    dies, so a sweep killed outright leaves no runs training on."""
+    dies, so a sweep killed outright leaves no runs training on. `sweep` is the sweep's process id,
+    given by the sweep itself: one killed while this worker started is already gone here, and
+    getppid() would name the process that adopted the worker."""
     global in_worker
     in_worker = True
     if threads is not None and not users_blas_threads():
         for key in BLAS_VARIABLES:
             os.environ[key] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(sweep,), daemon=True).start()
 
 
 in_worker = False  # True in a worker process (start_worker)
@@ -177,7 +179,7 @@ class Processes:
 
     def submit(self, fn, job):
         pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=start_worker,
-                                   initargs=(self.threads,))
+                                   initargs=(self.threads, os.getpid()))
         future = pool.submit(fn, job)
         pool.shutdown(wait=False)  # the pool ends with its one job
         return future

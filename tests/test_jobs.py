@@ -246,3 +246,24 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path,
     with pytest.raises(MemoryError):
         run_one(load(tiny_config(tmp_path)), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_watches_the_sweep_that_started_it_not_whoever_is_its_parent_later(monkeypatch):
+    # A sweep killed while a worker bootstraps: the worker's initializer then reads getppid() ==
+    # 1 and would wait for its parent to stop being 1, forever. The sweep names itself instead.
+    from experiments import workers
+    seen = {}
+
+    class Pool:
+        def __init__(self, n, mp_context, initializer, initargs):
+            seen["initargs"] = initargs
+
+        def submit(self, fn, job):
+            return None
+
+        def shutdown(self, wait):
+            pass
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", Pool)
+    workers.Processes(1, 3).submit(print, {})
+    assert seen["initargs"] == (3, os.getpid())
