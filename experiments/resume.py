@@ -108,6 +108,9 @@ def restore(folder, model, optimizer, rng, config, comm=LOCAL, own=None):
         if not isinstance(saved, dict) or saved.get("bit_generator") != kind:
             raise ConfigError(f"{where}: the checkpoint's generator state is not a {kind} "
                               f"state ({name}).")
+    # The config states the optimizer's settings; the file's must be the same (the learning rate
+    # aside: the schedule sets it every step).
+    configured = {name: getattr(optimizer, name) for name in optimizer.hyper if name != "lr"}
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -116,6 +119,10 @@ def restore(folder, model, optimizer, rng, config, comm=LOCAL, own=None):
     except (KeyError, ValueError, TypeError, OverflowError) as e:  # numpy: a state beyond uint64
         raise ConfigError(f"{where}: the checkpoint does not fit the configured model or optimizer "
                           f"({e}).") from None
+    changed = [f"optimizer/{name} is {getattr(optimizer, name)!r} in the file, {value!r} in the "
+               "config" for name, value in configured.items() if getattr(optimizer, name) != value]
+    if changed:
+        raise ConfigError(f"{where}: {'; '.join(changed)}: the checkpoint is not of this run.")
     return epoch, history
 
 

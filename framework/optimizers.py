@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .broadcast import reuse
-from .checks import Real, checked, settings
+from .checks import Integer, Invalid, Real, checked, settings
 from .registry import Registry
 
 LR = Real(0, low_open=True)  # learning rate
@@ -28,6 +28,7 @@ class Optimizer:
     """Base class: checks each gradient's shape, applies weight decay, calls update(i, p, g)."""
 
     slots = ()  # names of per-parameter state arrays, e.g. ("M", "V")
+    squares = ()  # the slots that add up squared gradients: never negative
 
     def __init__(self, params, lr, weight_decay=0.0):
         self.params = list(params)
@@ -92,8 +93,23 @@ class Optimizer:
                     raise ValueError(f"optimizer {slot}.{i}: shape "
                                      f"{np.shape(state[f'{slot}.{i}'])} in the state, {a.shape} "
                                      f"for parameter {self.params[i].name}")
-        for name in self.hyper + ("t",):
-            setattr(self, name, type(getattr(self, name))(state[name]))
+                if slot in self.squares and np.any(np.asarray(state[f"{slot}.{i}"]) < 0):
+                    raise ValueError(f"optimizer {slot}.{i}: a sum of squared gradients holds a "
+                                     "negative value")
+        # Each setting passes the constructor's own check (a file may hold beta1 = 5 or t = 2.7).
+        checks = {name: check for name, (_, check) in settings(type(self)).items()}
+        checks["lr"] = Real(0)  # a schedule may have brought it down to 0 (cosine's last step)
+        checks["t"] = Integer(0)
+        values = {}
+        for name, check in checks.items():
+            value = state[name]
+            value = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+            try:
+                values[name] = check(value)
+            except Invalid as e:
+                raise ValueError(f"optimizer {name}: {e.problem}") from None
+        for name, value in values.items():
+            setattr(self, name, value)
         for slot, arrays in self.state.items():
             for i, a in enumerate(arrays):
                 a[...] = state[f"{slot}.{i}"]
@@ -156,6 +172,7 @@ class AdaGrad(Optimizer):
     """h <- h + g²;  w <- w - lr * g / (sqrt(h) + eps)."""
 
     slots = ("h",)
+    squares = ("h",)
 
     @checked
     def __init__(self, params, lr: LR = 0.01, eps: EPS = 1e-10, weight_decay: DECAY = 0.0):
@@ -175,6 +192,7 @@ class RMSprop(Optimizer):
     """v <- alpha * v + (1 - alpha) * g²;  w <- w - lr * g / (sqrt(v) + eps)."""
 
     slots = ("v",)
+    squares = ("v",)
 
     @checked
     def __init__(self, params, lr: LR = 0.01, alpha: RATE = 0.99, eps: EPS = 1e-8,
@@ -204,6 +222,7 @@ class Adam(Optimizer):
     """
 
     slots = ("M", "V")
+    squares = ("V",)
 
     @checked
     def __init__(self, params, lr: LR = 1e-3, beta1: RATE = 0.9, beta2: RATE = 0.999,

@@ -237,6 +237,33 @@ def test_resume_refuses_a_generator_state_out_of_range(done_run, capsys):
     assert "does not fit the configured model or optimizer" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("member, value, named", [
+    ("optimizer/beta1", 5.0, "optimizer beta1: out of range"),
+    ("optimizer/eps", -1.0, "optimizer eps: out of range"),
+    ("optimizer/lr", True, "optimizer lr: wrong type"),
+    ("optimizer/t", 2.7, "optimizer t: wrong type"),
+    ("optimizer/t", -3, "optimizer t: out of range"),
+    ("optimizer/weight_decay", 0.5, "optimizer/weight_decay is 0.5 in the file, 0.0 in the config"),
+])
+def test_resume_checks_the_optimizers_settings_in_the_file(done_run, capsys, member, value,
+                                                           named):
+    """They were set as they came (t = 2.7 became 2, beta1 = 5 trained on): each passes its
+    constructor's check and, but for the scheduled lr, equals the configured one."""
+    assert F.load(done_run / "checkpoint.npz")["config"]["optimizer"]["name"] == "adam"
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{member: value})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert named in err and "Traceback" not in err
+
+
+def test_resume_refuses_a_negative_sum_of_squared_gradients(done_run, capsys):
+    """Adam's V is a sum of squares: negative, its square root was NaN, blamed on the lr."""
+    V = F.load(done_run / "checkpoint.npz")["optimizer"]["V.1"]
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"optimizer/V.1": -np.abs(V) - 1})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    assert "optimizer V.1: a sum of squared gradients holds a negative value" in err_of(capsys)
+
+
 def test_leftover_temporary_is_removed_on_resume(done_run):
     stale = done_run / ".checkpoint.npz.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")
