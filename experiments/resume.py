@@ -6,6 +6,7 @@ import json
 
 import framework as F
 from datasets import DATASETS
+from framework.checks import is_number
 from framework.comm import LOCAL
 from framework.files import atomic_write
 
@@ -20,6 +21,10 @@ def may_change():
     make the resumed run a different run."""
     return ("logging", *dict.fromkeys(f"data.{key}" for cls in DATASETS.values()
                                       for key in cls.locations))
+
+
+# What every epoch's record in a checkpoint's history holds (framework.fit writes them).
+HISTORY_KEYS = ("epoch", "step", "lr", "train_loss", "seconds")
 
 
 def differences(saved, current, path=()):
@@ -69,6 +74,12 @@ def checked_state(folder, config, processes=1, model=None):
             or [r.get("epoch") if isinstance(r, dict) else None for r in history]
             != list(range(1, epoch + 1))):
         raise ConfigError(f"{where}: the checkpoint's history does not list epochs 1 to {epoch}.")
+    for record in history:  # what metrics.csv and summary.json are made from, after training
+        bad = [k for k in HISTORY_KEYS if k not in record]
+        bad += [k for k, v in record.items() if not is_number(v)]
+        if bad:
+            raise ConfigError(f"{where}: the checkpoint's history of epoch {record['epoch']}: "
+                              f"'{bad[0]}' is missing or not a number.")
     trained_by = state.get("processes", 1)  # a checkpoint from before data parallelism: one
     if trained_by != processes:
         how = f"mpiexec -n {trained_by} " if trained_by != 1 else ""

@@ -256,6 +256,20 @@ def test_resume_checks_the_optimizers_settings_in_the_file(done_run, capsys, mem
     assert named in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("change, named", [
+    (lambda r: r.pop("seconds"), "'seconds' is missing"),
+    (lambda r: r.update(val_acc="high"), "'val_acc' is missing or not a number"),
+    (lambda r: r.update(train_loss=True), "'train_loss' is missing or not a number"),
+])
+def test_resume_refuses_a_history_record_it_could_not_summarise(done_run, capsys, change, named):
+    """Each was a traceback (KeyError, TypeError) after the resumed epochs had trained."""
+    history = F.load(done_run / "checkpoint.npz")["history"]
+    change(history[0])
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"json/history": json.dumps(history)})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    assert f"history of epoch 1: {named}" in err_of(capsys)
+
+
 def test_resume_refuses_a_negative_sum_of_squared_gradients(done_run, capsys):
     """Adam's V is a sum of squares: negative, its square root was NaN, blamed on the lr."""
     V = F.load(done_run / "checkpoint.npz")["optimizer"]["V.1"]
