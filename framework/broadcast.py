@@ -19,7 +19,9 @@ def sum_to(dy, shape):
                          f"shape {shape}")
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
                                       if s == 1 and dy.shape[lead + i] != 1)
-    return dy.sum(axis=axes).reshape(shape) if axes else dy.reshape(shape)
+    # Nothing summed (a batch of one, 1x1 outputs) is still a new array: the gradient is kept,
+    # and dy is the caller's (an in-place Allreduce of the one would change the other).
+    return dy.sum(axis=axes).reshape(shape) if axes else dy.reshape(shape).copy()
 
 
 def reuse(array, shape, dtype):

@@ -26,6 +26,12 @@ def test_sum_to_keeps_axes_that_were_not_broadcast():
     np.testing.assert_array_equal(sum_to(dy, (2, 3, 4)), dy)
 
 
+def test_sum_to_returns_a_new_array_even_when_nothing_is_summed():
+    dy = np.ones((1, 3, 1, 1))  # a conv bias's gradient at a batch of one with 1x1 outputs
+    db = sum_to(dy, (1, 3, 1, 1))
+    assert not np.shares_memory(db, dy)
+
+
 def test_sum_to_refuses_a_shape_that_cannot_have_been_broadcast():
     with pytest.raises(ValueError, match=r"\(5, 3\) cannot come from broadcasting shape \(4,\)"):
         sum_to(np.zeros((5, 3)), (4,))
