@@ -81,6 +81,9 @@ def checked_state(folder, config, processes=1, model=None):
             raise ConfigError(f"{where}: the checkpoint's history of epoch {record['epoch']}: "
                               f"'{bad[0]}' is missing or not a number.")
     trained_by = state.get("processes", 1)  # a checkpoint from before data parallelism: one
+    if not isinstance(trained_by, int) or isinstance(trained_by, bool) or trained_by < 1:
+        raise ConfigError(f"{where}: the checkpoint's number of processes {trained_by!r} is not "
+                          "a whole number of at least 1.")
     if trained_by != processes:
         how = f"mpiexec -n {trained_by} " if trained_by != 1 else ""
         raise ConfigError(f"{where}: this run was trained by {trained_by} process"

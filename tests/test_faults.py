@@ -270,6 +270,15 @@ def test_resume_refuses_a_history_record_it_could_not_summarise(done_run, capsys
     assert f"history of epoch 1: {named}" in err_of(capsys)
 
 
+@pytest.mark.parametrize("processes", [0, -2, 1.5])
+def test_resume_refuses_a_number_of_processes_that_cannot_be(done_run, capsys, processes):
+    """0 was answered with the advice to run mpiexec -n 0."""
+    rewrite_checkpoint(done_run / "checkpoint.npz", **{"extra/processes": processes})
+    assert main(["--resume", str(done_run), "--quiet"]) == 2
+    err = err_of(capsys)
+    assert "number of processes" in err and "mpiexec" not in err
+
+
 def test_resume_refuses_a_negative_sum_of_squared_gradients(done_run, capsys):
     """Adam's V is a sum of squares: negative, its square root was NaN, blamed on the lr."""
     V = F.load(done_run / "checkpoint.npz")["optimizer"]["V.1"]
