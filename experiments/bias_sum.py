@@ -92,7 +92,7 @@ def read_sample(path):
     return {"step": int(found["step"]), "layers": layers} if layers and "step" in found else None
 
 
-def plot_bias_sum(plt, folder):
+def plot_bias_sum(plt, folder, loss):
     """bias_sum.png from folder/bias_sum.npz (one panel per layer); returns its path, or None
     when the run saved no sample."""
     sample = read_sample(folder / "bias_sum.npz")
@@ -101,7 +101,7 @@ def plot_bias_sum(plt, folder):
     figure = plt.figure(figsize=(6.4 * len(sample["layers"]), 9.5))
     for panel, layer, role in zip(figure.subfigures(1, len(sample["layers"]), squeeze=False)[0],
                                   sample["layers"], ("output layer", "first layer")):
-        draw_layer(panel, layer, role)
+        draw_layer(panel, layer, role, loss)
     figure.suptitle(f"{folder.name}, step {sample['step']}: db is dY summed over the batch "
                     "(and over a conv's positions)", fontsize=11, y=0.995)
     figure.savefig(folder / "bias_sum.png", dpi=100)
@@ -109,7 +109,7 @@ def plot_bias_sum(plt, folder):
     return folder / "bias_sum.png"
 
 
-def draw_layer(panel, layer, role):
+def draw_layer(panel, layer, role, loss):
     """One layer: (a conv's first example's maps,) the N x k heat map, its column sums, db."""
     from matplotlib.patches import Rectangle  # matplotlib is optional: only when drawing
 
@@ -161,10 +161,10 @@ def draw_layer(panel, layer, role):
     axis = strip(panel.add_subplot(grid[at + 4, body]), db, exponent, "db")
     axis.set_xticks(range(k))
     axis.set_xlabel("channel" if maps else "output unit")
-    panel.suptitle(caption(layer, role, shape, k), fontsize=9.5, y=0.955, va="top")
+    panel.suptitle(caption(layer, role, shape, k, loss), fontsize=9.5, y=0.955, va="top")
 
 
-def caption(layer, role, shape, k):
+def caption(layer, role, shape, k, loss):
     """The panel's title: the layer, dY's shape, the part shown, what dY is or why db is 0."""
     name, width = str(layer["name"]), shape[1]
     text = f"{role} {name}: dY {tuple(shape)} -> db ({width},)"
@@ -173,8 +173,8 @@ def caption(layer, role, shape, k):
                  f"{shape[0] * shape[2] * shape[3]:,} positions")
     elif k < width:
         text += f"\ncolumns 0-{k - 1} of {width}"
-    if role == "output layer" and len(shape) == 2:
-        text += "\ndY = (softmax - onehot) / N: the blue cell of each row is its label"
+    if role == "output layer" and len(shape) == 2 and loss.gradient:
+        text += f"\n{loss.gradient}"
     if str(layer["next"]) == "batchnorm":
         text += "\nBatchNorm follows: it removes each channel's mean, so db is 0 up to rounding"
     return text

@@ -10,6 +10,8 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+import framework as F
+
 from .bias_sum import plot_bias_sum
 
 SHORT_RUN = 2  # epochs: a run this short is drawn per step, not per epoch
@@ -94,15 +96,16 @@ def plot_run(folder, history, config, log):
     if plt is None or not history:
         return
     metrics, steps = pd.DataFrame(history), read_csv(folder / "steps.csv")
+    loss = F.LOSSES[config["loss"]]  # what its output layer's dY and bias identity are
     save(plt, draw_curves(plt, folder.name, metrics, steps, config), folder / "curves.png")
     written = [folder / "curves.png"]
     bias = read_csv(folder / "bias_grads.csv")
     if bias is not None:
         full = bias[bias["batch_size"] == config["data"]["batch_size"]]
         if len(full):
-            save(plt, draw_bias(plt, folder.name, full), folder / "bias_grads.png")
+            save(plt, draw_bias(plt, folder.name, full, loss), folder / "bias_grads.png")
             written.append(folder / "bias_grads.png")
-    picture = plot_bias_sum(plt, folder)
+    picture = plot_bias_sum(plt, folder, loss)
     if picture is not None:
         written.append(picture)
     log("plots: " + ", ".join(map(str, written)))
@@ -142,11 +145,11 @@ def layer_group(parameter):
     return re.sub(r"\d+$", "", layer) or layer
 
 
-def draw_bias(plt, name, bias):
+def draw_bias(plt, name, bias, loss):
     """bias_grads.png, from bias_grads.csv's full-batch rows: on the left, a panel per kind of
     layer, each layer's |db| and |Σ_n dY_n| at the logged steps, which coincide because db is
-    that sum; on the right, how closely (float32 rounding), and the output layer's Σ_k db_k,
-    which is 0 up to rounding."""
+    that sum; on the right, how closely (float32 rounding), and how closely the output layer's
+    db follows the loss's own identity (and Σ_k db_k, where the identity makes it 0)."""
     groups = list(dict.fromkeys(layer_group(layer) for layer in bias["layer"]))
     figure = plt.figure(figsize=(13, max(4.5, 2.6 * len(groups))), layout="constrained")
     left, right = figure.subfigures(1, 2, width_ratios=[3, 2])
@@ -155,7 +158,7 @@ def draw_bias(plt, name, bias):
         draw_bias_group(ax, group, bias[[layer_group(layer) == group for layer in bias["layer"]]])
     axes[-1].set_xlabel("step")
     whole_numbers(axes[-1].xaxis)
-    draw_bias_checks(right, bias)
+    draw_bias_checks(right, bias, loss)
     title(figure, name, f"bias gradients at the logged steps (full batches of "
                         f"{bias['batch_size'].iloc[0]}): db = dY summed over the batch (and "
                         "positions)")
@@ -176,9 +179,10 @@ def draw_bias_group(ax, group, layers):
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 
 
-def draw_bias_checks(subfigure, bias):
+def draw_bias_checks(subfigure, bias, loss):
     """The largest difference between db and the sum written out, or 1ᵀ·dY, over the layers at
-    each logged step; and the output layer's Σ_k db_k with the softmax identity's difference."""
+    each logged step; and the output layer's difference from the loss's identity (with Σ_k db_k
+    where the identity makes it 0)."""
     output = bias.dropna(subset=["db_sum"]) if "db_sum" in bias else bias.iloc[:0]
     panels = subfigure.subplots(2 if len(output) else 1, 1, sharex=True, squeeze=False)[:, 0]
     worst = bias.groupby("step")[["sum_check", "ones_check"]].max()
@@ -194,12 +198,14 @@ def draw_bias_checks(subfigure, bias):
     if len(output):
         identity = panels[1]
         identity.axhline(0, color="gray", lw=0.8)
-        identity.plot(output["step"], output["db_sum"], "o-", ms=4, color="tab:blue",
-                      label="Σ_k db_k")
+        if loss.zero_sum:
+            identity.plot(output["step"], output["db_sum"], "o-", ms=4, color="tab:blue",
+                          label="Σ_k db_k: 0 up to rounding")
+        rule = loss.identity.split("=", 1)[1].strip()
         identity.plot(output["step"], output["identity_check"], "s", ms=4, color="tab:orange",
-                      label="max |db_k - (mean p_k - frac_k)|")
-        identity.set_title(f"output layer {output['layer'].iloc[0]}: Σ_k db_k = 0 (up to "
-                           "rounding)", fontsize=10, pad=20)
+                      label=f"max |db_k - ({rule})|")
+        identity.set_title(f"output layer {output['layer'].iloc[0]}: {loss.identity}",
+                           fontsize=10, pad=20)
         above(identity)
     panels[-1].set_xlabel("step")
     whole_numbers(panels[-1].xaxis)

@@ -30,9 +30,13 @@ class Loss:
                                   float64: the bias log compares the real db with it; None
                                   when the loss states no identity
     identity: that identity in words, as the bias log prints it.
+    gradient: dL/dy in words, as the run's bias_sum.png states it.
+    zero_sum: whether the identity makes the entries of the output bias's gradient add up to 0.
     """
 
     identity = None
+    gradient = None
+    zero_sum = False
 
     def forward(self, y, t):
         raise NotImplementedError
@@ -80,6 +84,7 @@ class MeanSquaredError(Loss):
     """
 
     identity = "db_k = 2/K mean_n (y_nk - t_nk)"
+    gradient = "dY = 2 (y - t) / (N K): each row's residual"
 
     def forward(self, y, t, total=None):
         y, t = np.asarray(y), np.asarray(t)
@@ -136,6 +141,8 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     identity = "db_k = mean p_nk - frac_k"
+    gradient = "dY = (softmax - onehot) / N: the blue cell of each row is its label"
+    zero_sum = True  # the rows of p and of t each add up to 1
 
     def forward(self, z, t, total=None):
         t = self.checked_targets(z, t)

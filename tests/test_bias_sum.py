@@ -52,12 +52,23 @@ def test_a_conv_layer_s_positions_add_up_to_its_rows_and_its_rows_to_db(tmp_path
 def test_the_picture_is_drawn_for_affine_and_conv_layers(tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     conv_sample(tmp_path)
-    assert plot_bias_sum(plt, tmp_path) == tmp_path / "bias_sum.png"
+    assert plot_bias_sum(plt, tmp_path, F.SoftmaxCrossEntropy) == tmp_path / "bias_sum.png"
     assert (tmp_path / "bias_sum.png").stat().st_size > 10_000
 
 
 def test_a_damaged_sample_draws_nothing(tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     (tmp_path / "bias_sum.npz").write_bytes(b"PK\x03\x04 cut short")
-    assert plot_bias_sum(plt, tmp_path) is None
+    assert plot_bias_sum(plt, tmp_path, F.SoftmaxCrossEntropy) is None
     assert not (tmp_path / "bias_sum.png").exists()
+
+
+@pytest.mark.parametrize("loss, says, never", [
+    (F.SoftmaxCrossEntropy, "(softmax - onehot) / N", "2 (y - t)"),
+    (F.MeanSquaredError, "dY = 2 (y - t) / (N K)", "softmax"),
+])
+def test_the_output_layers_caption_states_its_own_losss_gradient(loss, says, never):
+    from experiments.bias_sum import caption
+    layer = {"name": "affine3.b", "next": "none"}
+    text = caption(layer, "output layer", (8, 10), 10, loss)
+    assert says in text and never not in text

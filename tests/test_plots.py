@@ -10,6 +10,7 @@ import pytest
 from test_faults import HANG_GUARD, train_py
 from test_train_cli import tiny_config
 
+import framework as F
 from experiments.cli import main
 from experiments.config import load
 from experiments.plots import draw_bias, draw_confusion, draw_curves
@@ -145,7 +146,7 @@ def test_the_bias_plot_of_ten_layers_gives_each_one_entry_and_its_own_colour(tmp
     run = trained(tmp_path, TEN_BIASES, "training.epochs=2")
     bias = pd.read_csv(run / "bias_grads.csv")
     assert bias["layer"].nunique() == 11
-    figure = draw_bias(plt, LONG_NAME, bias)
+    figure = draw_bias(plt, LONG_NAME, bias, F.SoftmaxCrossEntropy)
     panels = [ax for ax in figure.axes if ax.get_yscale() == "log"]
     assert len(panels) == 2  # affine and batchnorm layers
     drawn = set()
@@ -166,7 +167,7 @@ def test_the_bias_plot_of_ten_layers_gives_each_one_entry_and_its_own_colour(tmp
 
 def test_a_one_epoch_bias_plot_shows_each_logged_step(tmp_path):
     run = trained(tmp_path, "training.epochs=1")  # bias_every 4: steps 1 and 4
-    figure = draw_bias(plt, run.name, pd.read_csv(run / "bias_grads.csv"))
+    figure = draw_bias(plt, run.name, pd.read_csv(run / "bias_grads.csv"), F.SoftmaxCrossEntropy)
     line = next(line for line in figure.axes[0].get_lines() if line.get_label() == "affine1.b")
     np.testing.assert_array_equal(line.get_xdata(), [1, 4])
     assert line.get_marker() == "o"  # a point per logged step, not only a line between them
@@ -183,4 +184,18 @@ def test_the_confusion_matrix_has_a_labelled_colour_bar_of_counts_and_a_title_in
     ticks = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
     assert {"1", "10", "100", "1,000"} <= set(ticks), ticks  # counts, not their logarithms
     assert inside(figure)
+    plt.close(figure)
+
+
+def texts(figure):
+    """Every piece of text the figure draws: titles, labels, legend entries."""
+    return " | ".join(t.get_text() for t in figure.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_an_mse_runs_bias_plot_states_mses_identity_not_softmaxs(tmp_path):
+    run = trained(tmp_path, "loss=mean_squared_error", "training.epochs=1")
+    figure = draw_bias(plt, run.name, pd.read_csv(run / "bias_grads.csv"), F.MeanSquaredError)
+    drawn = texts(figure)
+    assert "db_k = 2/K mean_n (y_nk - t_nk)" in drawn
+    assert "Σ_k db_k" not in drawn and "mean p_k" not in drawn
     plt.close(figure)
