@@ -219,7 +219,8 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
         else:
             log(result_line(summary), always=True)
             log(f"run folder: {folder}", always=True)
-            log(f"evaluate it: python train.py --eval {folder}", always=True)
+            if summary["test_accuracy"] is not None:  # --eval evaluates on the test set
+                log(f"evaluate it: python train.py --eval {folder}", always=True)
         return summary
     except BaseException as e:  # the console hears it from the caller; the log keeps it too
         log(f"stopped: {type(e).__name__}: {e}".rstrip(": "), screen=False)

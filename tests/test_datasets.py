@@ -73,6 +73,7 @@ def test_a_dataset_without_a_test_set_trains_and_says_so(tmp_path, capsys, strip
     code, out, err = run_stripes(tmp_path, capsys, "data.test=0")
     assert code == 0, err
     assert "test 0 examples" in out and "no test set" in out
+    assert "--eval" not in out  # the closing lines offer no evaluation it would refuse
     assert main(["--eval", str(tmp_path / "run")]) == 2
     assert "stripes has no test set" in capsys.readouterr().err
 
