@@ -1,16 +1,10 @@
 """--eval: a finished run's model on its test set; a live run, a config, an image or another file
 is refused, naming what was typed, what it is and what to type instead."""
-import time
-
 import pytest
-from test_faults import HANG_GUARD, train_py
+from test_faults import err_of, training
 from test_train_cli import tiny_config
 
 from experiments.cli import main
-
-
-def err_of(capsys):
-    return " ".join(capsys.readouterr().err.split())
 
 
 def test_eval_of_a_finished_run_reports_its_test_accuracy(tmp_path, capsys):
@@ -23,22 +17,13 @@ def test_eval_of_a_finished_run_reports_its_test_accuracy(tmp_path, capsys):
 
 def test_eval_of_a_run_still_training_is_refused_naming_its_process(tmp_path, capsys):
     folder = tmp_path / "run"
-    running = train_py(tiny_config(tmp_path), "--out", str(folder), "--quiet",
-                       "--set", "training.epochs=100000", "--set", "logging.plots=true",
-                       cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + HANG_GUARD
-        while not (folder / "best.npz").exists():  # its first epoch is saved
-            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
-            time.sleep(0.05)
+    with training(tiny_config(tmp_path), folder, "best.npz", "--set", "logging.plots=true") \
+            as running:  # its first epoch is saved
         assert main(["--eval", str(folder)]) == 2
         err = err_of(capsys)
         assert err.startswith(f"--eval {folder}: this run is still training (process "
                               f"{running.pid} writes to its folder)"), err
         assert not list(folder.glob("*.png"))  # nothing written into the live run's folder
-    finally:
-        running.kill()
-        running.communicate(timeout=HANG_GUARD)
 
 
 @pytest.mark.parametrize("name, head, says", [

@@ -34,6 +34,24 @@ def train_py(*args, cwd, env=None, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@contextlib.contextmanager
+def training(config, folder, until, *args):
+    """`python train.py CONFIG --out FOLDER` training for 100,000 epochs in a subprocess, from
+    the moment FOLDER/`until` exists (its lock is then held) to the end of the block, where it
+    is killed; yields the process."""
+    running = train_py(config, "--out", str(folder), "--quiet", "--set", "training.epochs=100000",
+                       *args, cwd=folder.parent)
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while not (folder / until).exists():
+            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
+            time.sleep(0.05)
+        yield running
+    finally:
+        running.kill()
+        running.communicate(timeout=HANG_GUARD)
+
+
 def err_of(capsys):
     """What the CLI printed on stderr, with its line wrapping undone."""
     return " ".join(capsys.readouterr().err.split())
@@ -75,19 +93,10 @@ def test_two_runs_into_one_folder_one_wins_the_other_names_it(tmp_path):
 
 def test_resume_of_a_folder_being_trained_names_the_holder(tmp_path, capsys):
     folder = tmp_path / "run"
-    running = train_py(tiny_config(tmp_path), "--out", str(folder), "--quiet",
-                       "--set", "training.epochs=100000", cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + HANG_GUARD
-        while not (folder / "metrics.csv").exists():  # training has started: the lock is held
-            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
-            time.sleep(0.05)
+    with training(tiny_config(tmp_path), folder, "metrics.csv") as running:
         assert main(["--resume", str(folder), "--quiet"]) == 2
         err = err_of(capsys)
         assert f"process {running.pid}" in err and "Traceback" not in err
-    finally:
-        running.kill()
-        running.communicate(timeout=HANG_GUARD)
 
 
 def test_a_run_a_live_sweep_is_training_refuses_a_second_writer(tmp_path, capsys, monkeypatch):

@@ -2,12 +2,11 @@
 accuracy in percent, titles inside the figure, a labelled colour bar, one legend entry and one
 colour per layer, every step of a short run)."""
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_faults import HANG_GUARD, train_py
+from test_faults import training
 from test_train_cli import tiny_config
 
 import framework as F
@@ -77,20 +76,11 @@ def test_plots_of_a_sweep_draws_each_run_and_the_comparison(tmp_path):
 
 def test_plots_of_a_live_run_is_refused_naming_its_process(tmp_path, capsys):
     folder = tmp_path / "run"
-    running = train_py(tiny_config(tmp_path), "--out", str(folder), "--quiet",
-                       "--set", "training.epochs=100000", cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + HANG_GUARD
-        while not (folder / "metrics.csv").exists():  # training has started: the lock is held
-            assert running.poll() is None and time.monotonic() < deadline, running.stderr.read()
-            time.sleep(0.05)
+    with training(tiny_config(tmp_path), folder, "metrics.csv") as running:
         assert main(["--plots", str(folder)]) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert f"(process {running.pid}) is still writing to this folder" in err
         assert not list(folder.glob("*.png"))
-    finally:
-        running.kill()
-        running.communicate(timeout=HANG_GUARD)
 
 
 @pytest.mark.parametrize("argv, message", [
