@@ -2,11 +2,20 @@
 from the files in its folder (after installing matplotlib, say, for a run trained without it)."""
 import pandas as pd
 
-from .config import load
+from framework.checks import Integer, Invalid, Real, Text
+
+from .config import SCHEMA
 from .folder import held
 from .plots import plot_comparison, plot_run, pyplot, read_csv
 from .sweep import run_labels, settings_that_differ
-from .yamlfile import ConfigError
+from .yamlfile import ConfigError, read_mapping
+
+# What the pictures state of a run's config, each with its check: read on their own, so that a
+# run of an older version, whose config.yaml holds settings this one no longer takes, is drawn.
+PLOTTED = {("optimizer", "name"): Text(), ("optimizer", "lr"): Real(0, low_open=True),
+           ("data", "batch_size"): Integer(1), ("loss",): SCHEMA["loss"][1]}
+# The columns of a run's CSVs that hold text; every other one must hold numbers.
+TEXT_COLUMNS = {"layer", "dY_shape", "db_shape"}
 
 
 def redraw(folder, typed, log):
@@ -35,7 +44,7 @@ def redraw(folder, typed, log):
                 redraw_run(sub, log)
         table = read_csv(folder / "comparison.csv")
         if table is not None and "folder" in table:
-            configs = [load(folder / sweep_run(folder, name) / "config.yaml")
+            configs = [read_mapping(folder / sweep_run(folder, name) / "config.yaml", SCHEMA)
                        for name in table["folder"]]
             differing = settings_that_differ(configs)
             labels = run_labels(pd.DataFrame(differing), list(differing[0]))
@@ -51,13 +60,39 @@ def refusal(typed):
 
 
 def redraw_run(folder, log):
-    """curves.png and bias_grads.png of one run, from its config.yaml and CSVs."""
-    config = load(folder / "config.yaml")
+    """curves.png, bias_grads.png (and bias_sum.png) of one run, from its files."""
+    for name in ("metrics.csv", "steps.csv", "bias_grads.csv"):
+        numbers_only(folder / name)
     metrics = read_csv(folder / "metrics.csv")
     if metrics is None or not {"epoch", "step", "train_loss", "train_acc"} <= set(metrics):
         raise ConfigError(f"{folder / 'metrics.csv'}: not a run's metrics (it needs the columns "
                           "epoch, step, train_loss, train_acc), or no epoch has ended yet.")
-    plot_run(folder, metrics.to_dict("records"), config, log)
+    plot_run(folder, metrics.to_dict("records"), plotted_config(folder / "config.yaml"), log)
+
+
+def plotted_config(path):
+    """The settings of PLOTTED from a run's config.yaml, checked."""
+    user, config = read_mapping(path, SCHEMA), {}
+    for keys, check in PLOTTED.items():
+        value, place = user, config
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        for key in keys[:-1]:
+            place = place.setdefault(key, {})
+        try:
+            place[keys[-1]] = check(value)
+        except Invalid as e:
+            raise ConfigError(f"{path}: {'.'.join(keys)}: {e.problem}.") from None
+    return config
+
+
+def numbers_only(path):
+    """Refuses a run's CSV with text where numbers belong (edited, or another program's)."""
+    table = read_csv(path)
+    for column in [] if table is None else table.columns:
+        if column not in TEXT_COLUMNS and not pd.api.types.is_numeric_dtype(table[column]):
+            raise ConfigError(f"{path}: the column {column!r} holds text where numbers belong; "
+                              "is it a run's file, as train.py wrote it?")
 
 
 def sweep_run(folder, name):

@@ -189,3 +189,21 @@ def test_an_mse_runs_bias_plot_states_mses_identity_not_softmaxs(tmp_path):
     assert "db_k = 2/K mean_n (y_nk - t_nk)" in drawn
     assert "Σ_k db_k" not in drawn and "mean p_k" not in drawn
     plt.close(figure)
+
+
+def test_plots_draws_a_run_of_an_older_version_whose_config_this_one_refuses(tmp_path):
+    run = trained(tmp_path)
+    config = run / "config.yaml"  # settings an older version wrote and this one no longer takes
+    config.write_text(config.read_text() + "retired_section: {setting: 1}\n")
+    assert main(["--plots", str(run)]) == 0
+    assert (run / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_plots_refuses_a_csv_with_text_where_numbers_belong(tmp_path, capsys):
+    run = trained(tmp_path)
+    steps = run / "steps.csv"
+    steps.write_text(steps.read_text().replace("\n1,", "\none,", 1))
+    assert main(["--plots", str(run)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"{steps}: the column 'step' holds text where numbers belong")
+    assert not (run / "curves.png").exists()
