@@ -333,7 +333,7 @@ def run(args, default_config, console, job, comm):
                           "together; run a sweep without mpiexec (its runs are jobs of their "
                           "own), or each of its configs under mpiexec.")
     if config["sweep"] is not None:
-        runs = combinations(config, user, source)
+        runs = combinations(config, user, source, folder if resume else None)
         check_before_work([(label, each) for label, _, each in runs], source,
                           at_once=1 if config["sweep"]["scheduler"] else config["sweep"]["jobs"])
         if resume:

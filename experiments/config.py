@@ -212,15 +212,63 @@ MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer tha
 MAX_JOBS = 256  # runs at once: beyond what one machine's cores (or a sweep's runs) can use
 
 
+class SearchSpace(Check):
+    """sweep.random.space: key path -> {uniform: [low, high]}, {log_uniform: [low, high]} (low >
+    0) or {choice: [values]}."""
+
+    allowed = ("a mapping of key paths to {uniform: [low, high]}, {log_uniform: [low, high]} or "
+               "{choice: [values]}")
+    KINDS = ("uniform", "log_uniform", "choice")
+
+    def __call__(self, space):
+        if not isinstance(space, dict) or not space:
+            raise Invalid(f"wrong type: expected {self.allowed}, e.g. `optimizer.lr: "
+                          f"{{log_uniform: [1.0e-4, 1.0e-1]}}`, got {describe(space)}")
+        return {key: self.dimension(key, spec) for key, spec in space.items()}
+
+    def dimension(self, key, spec):
+        """One key's {kind: values}, checked."""
+        if not isinstance(key, str):
+            raise Invalid(f"a key is a key path such as optimizer.lr, got {describe(key)}")
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in self.KINDS:
+            raise Invalid("expected one of {uniform: [low, high]}, {log_uniform: [low, high]}, "
+                          f"{{choice: [values]}}, got {describe(spec)}", (key,))
+        kind, values = next(iter(spec.items()))
+        if kind == "choice":
+            if not isinstance(values, list) or not values or len(values) > MAX_GRID_VALUES:
+                raise Invalid(f"expected a list of 1 to {MAX_GRID_VALUES} values, got "
+                              f"{describe(values)}", (key, kind))
+            repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+            if repeated is not None:
+                raise Invalid(f"lists {repeated!r} more than once", (key, kind))
+            return {kind: values}
+        if not isinstance(values, list) or len(values) != 2:
+            raise Invalid(f"expected [low, high], got {describe(values)}", (key, kind))
+        low = (Real(0, low_open=True) if kind == "log_uniform" else Real())
+        try:
+            low, high = low(values[0]), Real()(values[1])
+        except Invalid as e:
+            raise Invalid(e.problem, (key, kind)) from None
+        if not low < high:
+            raise Invalid(f"expected low < high, got [{values[0]}, {values[1]}]", (key, kind))
+        return {kind: [low, high]}
+
+
+RANDOM = {"runs": (REQUIRED, Integer(1, MAX_GRID_VALUES)),  # configurations to draw
+          "seed": (0, Integer(0)),  # seeds the draws (each run's own training.seed is apart)
+          "space": (REQUIRED, SearchSpace())}  # key path -> what to draw it from
+
+
 class SweepSpec(Check):
-    """null, or `grid:` (key path -> list of values), optionally `with:` ("key.path=value" ->
-    settings), and where the runs run: `jobs:` (at once on this machine) or `scheduler:` (a Dask
+    """null, or the runs: `grid:` (key path -> list of values; every combination runs) or
+    `random:` (configurations drawn from ranges), optionally `with:` ("key.path=value" ->
+    settings); and where they run: `jobs:` (at once on this machine) or `scheduler:` (a Dask
     scheduler's address)."""
 
-    allowed = ("null, or a mapping with `grid:` (key path -> list of values) and optionally "
-               "`with:` (\"key.path=value\" -> settings that go with that value), `jobs:` and "
-               "`scheduler:`")
-    KEYS = {"grid": None, "with": None,
+    allowed = ("null, or a mapping with `grid:` (key path -> list of values) or `random:` (runs, "
+               "seed, space), and optionally `with:` (\"key.path=value\" -> settings that go "
+               "with that value), `jobs:` and `scheduler:`")
+    KEYS = {"grid": None, "random": None, "with": None,
             "jobs": (1, Integer(1, MAX_JOBS)),  # runs at once, each in a worker process of its own
             "scheduler": (None, Optional(Text()))}  # a Dask scheduler's address: runs go there
 
@@ -233,11 +281,18 @@ class SweepSpec(Check):
             if key not in self.KEYS:
                 raise Invalid(f"unknown key '{key}'{close_match(key, self.KEYS)}; allowed: "
                               f"{', '.join(self.KEYS)}", (key,))
-        grid, extra = value.get("grid"), value.get("with") or {}
-        if not isinstance(grid, dict) or not grid:
+        grid, search, extra = value.get("grid"), value.get("random"), value.get("with") or {}
+        if (grid is None) == (search is None):
+            raise Invalid("a sweep needs either `grid:` mapping key paths to lists of values "
+                          "(e.g. `optimizer.name: [sgd, adam]`) or `random:`, not "
+                          + ("both" if grid is not None else "neither"),
+                          ("grid" if grid is not None or search is None else "random",))
+        if search is not None:
+            search = resolve_section(search, RANDOM, ("random",))
+        elif not isinstance(grid, dict) or not grid:
             raise Invalid("a sweep needs `grid:` mapping key paths to lists of values, e.g. "
                           "`optimizer.name: [sgd, adam]`", ("grid",))
-        for key, values in grid.items():
+        for key, values in (grid or {}).items():
             if not isinstance(key, str):
                 raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}",
                               ("grid",))
@@ -254,7 +309,7 @@ class SweepSpec(Check):
                 raise Invalid("expected entries like "
                               '`"optimizer.name=adam": {optimizer.lr: 0.001}`', ("with", key))
         where = {key: spec for key, spec in self.KEYS.items() if spec is not None}
-        return {"grid": grid, "with": extra,
+        return {"grid": grid, "random": search, "with": extra,
                 **resolve_section({key: value[key] for key in where if key in value}, where)}
 
 

@@ -24,7 +24,8 @@ except ImportError:  # Windows: no advisory locks; one writer per folder is then
 RUN_FILES = ("config.yaml", "log.txt", "metrics.csv", "steps.csv", "bias_grads.csv",
              "bias_sum.npz", "checkpoint.npz", "best.npz", "summary.json", "curves.png",
              "bias_grads.png", "bias_sum.png",
-             "confusion.png", "mistakes.png", "comparison.csv", "comparison.png", ".lock")
+             "confusion.png", "mistakes.png", "comparison.csv", "comparison.png", "draws.yaml",
+             ".lock")
 
 
 class Log:

@@ -1,19 +1,32 @@
-"""Sweeps: every combination of a config's `sweep.grid`, each run in its own sub-folder, then
-ranked.
+"""Sweeps: every combination of a config's `sweep.grid`, or configurations drawn at random, each
+run in its own sub-folder (at once in worker processes or on a cluster: workers.py), then ranked.
 
     sweep:
       grid:                                  # key path -> values; all combinations run
         optimizer.name: [sgd, adam]
       with:                                  # settings that go with one value
         optimizer.name=adam: {optimizer.lr: 0.001}
+
+    sweep:
+      random:                                # `runs` configurations drawn with `seed`
+        runs: 20
+        seed: 0
+        space:
+          optimizer.lr: {log_uniform: [1.0e-4, 1.0e-1]}
+          optimizer.momentum: {uniform: [0.8, 0.99]}
+          optimizer.name: {choice: [sgd, momentum]}
 """
 import copy
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from framework.files import atomic_write
 
 from .config import ConfigError, dump, key_path, parse_yaml, resolve, set_path
 from .folder import Log, save_config
@@ -22,40 +35,57 @@ from .run import Interrupted, blas_line
 from .workers import STOP_FILE, executor_for, run_all
 
 
-def combinations(config, user, source):
-    """[(label, chosen values, resolved config)] for every grid combination, all checked up front.
+def combinations(config, user, source, folder=None):
+    """[(label, chosen values, resolved config)] for every run of the sweep, all checked up front:
+    every combination of sweep.grid, or the configurations sweep.random draws (those written in
+    `folder`, a sweep being resumed, when it holds them).
 
-    Each combination is set into the user's own mapping (`user`, --set overrides applied) and
-    resolved from there, as if the user had written it: switching optimizer.name then brings
+    Each run's values are set into the user's own mapping (`user`, --set overrides applied) and
+    resolved from there, as if the user had written them: switching optimizer.name then brings
     that optimizer's defaults, not the settings resolved for another one.
     """
-    grid, extra = config["sweep"]["grid"], config["sweep"]["with"]
+    sweep = config["sweep"]
+    if sweep["random"] is not None:
+        search = sweep["random"]
+        drawn = (read_draws(folder, search) if folder is not None and (folder / DRAWS).exists()
+                 else random_draws(search))
+        width = len(str(len(drawn)))
+        labels = [",".join([f"{i:0{width}d}"] + [f"{key}={shown(value)}"
+                                                 for key, value in draw.items()])
+                  for i, draw in enumerate(drawn, 1)]
+        values_of = {key: spec["choice"] for key, spec in search["space"].items()
+                     if "choice" in spec}
+        where_values = "sweep.random.space's choices"
+    else:
+        grid = values_of = sweep["grid"]
+        where_values = "sweep.grid"
+        for key, values in grid.items():
+            repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+            if repeated is not None:
+                raise ConfigError(f"{source}: sweep.grid.{key}: lists {repeated!r} more than once "
+                                  "(as written or as the same number); each combination runs "
+                                  "once.")
+        count = 1
+        for values in grid.values():
+            count *= len(values)
+        if count > MAX_RUNS:
+            raise ConfigError(f"{source}: sweep.grid: {count:,} combinations; "
+                              f"a sweep runs at most {MAX_RUNS}.")
+        drawn = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+        labels = [",".join(f"{key}={value}" for key, value in chosen.items()) for chosen in drawn]
+
     matches = []
-    for key, settings in extra.items():
+    for key, settings in sweep["with"].items():
         path, _, text = key.partition("=")
         value = parse_yaml(text, f"{source}: sweep.with")
-        if path not in grid or value not in grid[path]:
-            raise ConfigError(f"{source}: sweep.with: '{key}' never happens: sweep.grid has "
-                              + (f"{path}: {grid[path]}" if path in grid
-                                 else f"no key '{path}' (it has {', '.join(grid)})")
+        if path not in values_of or value not in values_of[path]:
+            raise ConfigError(f"{source}: sweep.with: '{key}' never happens: {where_values} has "
+                              + (f"{path}: {values_of[path]}" if path in values_of
+                                 else f"no key '{path}' (it has {', '.join(values_of) or 'none'})")
                               + ".")
         matches.append((path, value, settings))
-
-    for key, values in grid.items():
-        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
-        if repeated is not None:
-            raise ConfigError(f"{source}: sweep.grid.{key}: lists {repeated!r} more than once "
-                              "(as written or as the same number); each combination runs once.")
-    count = 1
-    for values in grid.values():
-        count *= len(values)
-    if count > MAX_RUNS:
-        raise ConfigError(f"{source}: sweep.grid: {count:,} combinations; "
-                          f"a sweep runs at most {MAX_RUNS}.")
     runs = []
-    for values in itertools.product(*grid.values()):
-        chosen = dict(zip(grid, values))
-        label = ",".join(f"{key}={value}" for key, value in chosen.items())
+    for label, chosen in zip(labels, drawn):
         settings = dict(chosen)
         for path, value, more in matches:
             if chosen[path] == value:
@@ -67,6 +97,80 @@ def combinations(config, user, source):
             set_path(combined, key_path(path), value, where)
         runs.append((label, chosen, resolve(combined, where)))
     return runs
+
+
+def shown(value):
+    """A value as a run's label or the table shows it: a float to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def random_draws(search):
+    """sweep.random's configurations: `runs` mappings {key path: value}, drawn run by run, key by
+    key, from a generator of their own seeded with `seed` (apart from the runs' training.seed)."""
+    rng = np.random.default_rng(search["seed"])
+    drawn = []
+    for _ in range(search["runs"]):
+        draw = {}
+        for key, spec in search["space"].items():
+            (kind, values), = spec.items()
+            if kind == "choice":
+                draw[key] = values[int(rng.integers(len(values)))]
+            elif kind == "uniform":
+                draw[key] = float(rng.uniform(*values))
+            else:  # log_uniform; exp(log(high)) may round past high
+                low, high = values
+                draw[key] = min(max(math.exp(rng.uniform(math.log(low), math.log(high))), low),
+                                high)
+        drawn.append(draw)
+    return drawn
+
+
+DRAWS = "draws.yaml"  # in a random sweep's folder: its draws, written before any run starts
+MAX_DRAWS_BYTES = 4 * 1024 * 1024  # 1000 runs of a few settings each take a few hundred kB
+
+
+def write_draws(folder, search, drawn):
+    """folder/draws.yaml: sweep.random and what it drew, so that --resume runs the same runs."""
+    with atomic_write(folder / DRAWS, "w", encoding="utf-8") as f:
+        f.write(f"# what sweep.random drew (seed {search['seed']}), before any run started; "
+                "--resume runs these\n" + dump({"random": search, "draws": drawn}))
+
+
+def read_draws(folder, search):
+    """The draws in folder/draws.yaml, checked (an untrusted file): made by this sweep.random,
+    one mapping of its keys a run, every value one it could draw."""
+    path = folder / DRAWS
+    where = f"--resume {folder}: {path}"
+    with open(path, "rb") as f:
+        data = f.read(MAX_DRAWS_BYTES + 1)
+    if len(data) > MAX_DRAWS_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_DRAWS_BYTES // 1024 ** 2} MB; it is not the "
+                          "file a sweep wrote.")
+    try:
+        saved = parse_yaml(data.decode("utf-8"), str(path))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text; it is not the file a sweep wrote.") from None
+    if not isinstance(saved, dict) or saved.get("random") != search:
+        raise ConfigError(f"{where}: these draws were made by another sweep.random than the one "
+                          "in the sweep's config.yaml (or --set); resuming would run other "
+                          "configurations: undo the change, or start a new sweep.")
+    drawn = saved.get("draws")
+    if not isinstance(drawn, list) or len(drawn) != search["runs"]:
+        raise ConfigError(f"{where}: 'draws' is not a list of {search['runs']} draws.")
+    for i, draw in enumerate(drawn, 1):
+        if not isinstance(draw, dict) or list(draw) != list(search["space"]) or not all(
+                could_draw(search["space"][key], value) for key, value in draw.items()):
+            raise ConfigError(f"{where}: draw {i} is not one sweep.random.space could make: "
+                              f"{draw!r:.200}.")
+    return drawn
+
+
+def could_draw(spec, value):
+    """Whether `value` is one that `spec` ({kind: values}) draws."""
+    (kind, values), = spec.items()
+    if kind == "choice":
+        return value in values
+    return isinstance(value, float) and values[0] <= value <= values[1]
 
 
 MAX_RUNS = 1000
@@ -117,6 +221,8 @@ def run_sweep(config, user, folder, source, runs, origin, console, resume=False)
             log(f"config: {origin}")
             save_config(user, folder, f"sweep config {origin}{', resumed' if resume else ''}, "
                                       "as given")
+        if config["sweep"]["random"] is not None and not (folder / DRAWS).exists():
+            write_draws(folder, config["sweep"]["random"], [chosen for _, chosen, _ in runs])
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
         table = sweep_runs(config, folder, source, runs, resume, log)
         top = table.iloc[0]
@@ -230,7 +336,7 @@ def run_labels(table, keys):
               # not lists or dicts: a model list is too long
               and not any(isinstance(v, (list, dict)) for v in table[k])]
     short = {k: k.split(".")[-2] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in shared}
-    return [", ".join(f"{short[k]}={row[k]}" for k in shared) or row["run"]
+    return [", ".join(f"{short[k]}={shown(row[k])}" for k in shared) or row["run"]
             for row in table.to_dict("records")]
 
 

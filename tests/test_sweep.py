@@ -2,13 +2,15 @@
 
 import errno
 
+import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from experiments.cli import main
 from experiments.config import load, user_config
 from experiments.run import run_one
-from experiments.sweep import combinations
+from experiments.sweep import combinations, random_draws
 
 SWEEP = """\
 data:
@@ -159,3 +161,80 @@ def test_ctrl_c_before_a_sweep_runs_first_epoch_keeps_the_finished_runs(tmp_path
     assert err.endswith(f"python train.py --resume {out}")
     assert (out / "optimizer.name=sgd,training.seed=0" / "summary.json").exists()
 
+
+
+# ---- sweep.random: seeded draws, written before any run, run again by --resume
+
+RANDOM = SWEEP.split("sweep:")[0] + """\
+sweep:
+  random:
+    runs: 3
+    seed: 7
+    space:
+      optimizer.lr: {log_uniform: [1.0e-4, 1.0e-1]}
+      optimizer.momentum: {uniform: [0.5, 0.9]}
+      optimizer.name: {choice: [sgd, momentum]}
+  with:
+    optimizer.name=sgd: {optimizer.momentum: null}
+"""
+
+
+def test_random_draws_are_seeded_and_within_their_ranges(tmp_path):
+    path = write(tmp_path, RANDOM)
+    config = load(path)
+    first = random_draws(config["sweep"]["random"])
+    assert first == random_draws(config["sweep"]["random"])  # the seed fixes them
+    other = random_draws({**config["sweep"]["random"], "seed": 8})
+    assert [d["optimizer.lr"] for d in other] != [d["optimizer.lr"] for d in first]
+    many = random_draws({**config["sweep"]["random"], "runs": 400})
+    lrs = np.array([d["optimizer.lr"] for d in many])
+    assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1
+    assert 0.3 < np.mean(np.log10(lrs) < -2.5) < 0.7  # log-uniform: half below the middle decade
+    assert all(0.5 <= d["optimizer.momentum"] <= 0.9 for d in many)
+    assert {d["optimizer.name"] for d in many} == {"sgd", "momentum"}
+    runs = combinations(config, user_config(path)[0], str(path))
+    assert [c["optimizer"]["lr"] for _, _, c in runs] == [d["optimizer.lr"] for d in first]
+    assert all(c["optimizer"].get("momentum") is None for _, d, c in runs
+               if d["optimizer.name"] == "sgd")  # `with:` goes with a choice
+
+
+def test_resume_runs_the_draws_written_before_any_run(tmp_path, ctrl_c_in_epoch_3):
+    out = tmp_path / "out"
+    with ctrl_c_in_epoch_3():
+        assert main([str(write(tmp_path, RANDOM)), "--out", str(out), "--quiet",
+                     "--set", "training.epochs=3"]) == 130
+    saved = yaml.safe_load((out / "draws.yaml").read_text())
+    assert len(saved["draws"]) == 3 and not (out / "comparison.csv").exists()
+    saved["draws"][2]["optimizer.lr"] = 0.0123  # another value it could have drawn
+    (out / "draws.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert sorted(table["optimizer.lr"]) == sorted(d["optimizer.lr"] for d in saved["draws"])
+
+
+def test_resume_refuses_draws_of_another_random_search(tmp_path, capsys, ctrl_c_in_epoch_3):
+    out = tmp_path / "out"
+    with ctrl_c_in_epoch_3():
+        main([str(write(tmp_path, RANDOM)), "--out", str(out), "--quiet",
+              "--set", "training.epochs=3"])
+    capsys.readouterr()
+    assert main(["--resume", str(out), "--quiet", "--set", "sweep.random.seed=8"]) == 2
+    assert "draws were made by another sweep.random" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("{grid: {training.seed: [1]}, random: {runs: 2, space: {training.seed: {choice: [1, 2]}}}}",
+     "sweep.grid: a sweep needs either `grid:`"),
+    ("{random: {runs: 2, space: {optimizer.lr: {log_uniform: [0, 1]}}}}",
+     "sweep.random.space.optimizer.lr.log_uniform: out of range: 0 is not > 0"),
+    ("{random: {runs: 2, space: {optimizer.lr: {uniform: [1, 1]}}}}",
+     "expected low < high, got [1, 1]"),
+    ("{random: {space: {optimizer.lr: {uniform: [0, 1]}}}}", "sweep.random.runs: missing"),
+    ("{random: {runs: 2, space: {optimizer.lr: {normal: [0, 1]}}}}",
+     "expected one of {uniform: [low, high]}"),
+])
+def test_a_bad_random_search_is_refused_before_any_run(tmp_path, capsys, sweep, message):
+    assert main([str(write(tmp_path, SWEEP)), "--out", str(tmp_path / "out"),
+                 "--set", f"sweep={sweep}"]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
