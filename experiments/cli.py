@@ -356,7 +356,10 @@ def run(args, default_config, console, job, comm):
     except ValueError as e:
         raise ConfigError(f"{source}: data.batch_size: {e} (--set data.batch_size=...).") from None
     if resume:  # a changed config, another number of processes or a checkpoint of another model
-        # is refused before any data is loaded
+        # is refused before any data is loaded; first, a folder a live run writes into (whose
+        # checkpoint may not exist yet), naming its process
+        if comm.rank == 0:
+            lock(folder).close()
         checked_state(folder, config, comm.size, checked_model(config, source))
     else:  # made by rank 0, which owns it: the others write nothing, but know which it is
         folder = new_folder(args.out, config, source, job, sweep=False) if comm.rank == 0 else None
