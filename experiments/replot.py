@@ -47,7 +47,7 @@ def redraw(folder, typed, log):
             configs = [read_mapping(folder / sweep_run(folder, name) / "config.yaml", SCHEMA)
                        for name in table["folder"]]
             differing = settings_that_differ(configs)
-            labels = run_labels(pd.DataFrame(differing), list(differing[0]))
+            labels = run_labels(differing, list(table["run"]))
             plot_comparison(folder, table, labels, log)
     return 0
 

@@ -29,6 +29,7 @@ import pandas as pd
 from framework.files import atomic_write
 
 from .config import ConfigError, dump, key_path, parse_yaml, resolve, set_path
+from .console import SweepConsole
 from .folder import Log, save_config
 from .plots import plot_comparison
 from .run import Interrupted, blas_line
@@ -224,11 +225,7 @@ def run_sweep(config, user, folder, source, runs, origin, console, resume=False)
         if config["sweep"]["random"] is not None and not (folder / DRAWS).exists():
             write_draws(folder, config["sweep"]["random"], [chosen for _, chosen, _ in runs])
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
-        table = sweep_runs(config, folder, source, runs, resume, log)
-        top = table.iloc[0]
-        log(f"sweep done: {len(table)} runs, best {top['run']}; table in "
-            f"{folder / 'comparison.csv'}", always=True)
-        return table
+        return sweep_runs(config, folder, source, runs, resume, log)
     except BaseException as e:  # the console hears it from the caller; the log keeps it too
         log(f"stopped: {type(e).__name__}: {e}".rstrip(": "), screen=False)
         raise
@@ -240,10 +237,12 @@ def sweep_runs(config, folder, source, runs, resume, log):
     """Every run not yet done, each a job on the configured executor (at most sweep.jobs at
     once), then the table. A run that diverges or fails is a row with its reason; Ctrl-C stops
     every run (each saves its last completed epoch) and raises Interrupted."""
-    log(f"sweep: {len(runs)} runs: " + "; ".join(label for label, _, _ in runs))
+    log(f"sweep: {len(runs)} runs, each in a folder of its own in {folder} (its log.txt has all "
+        "it did)")
+    log("runs: " + "; ".join(label for label, _, _ in runs), screen=False)
     names = folder_names([label for label, _, _ in runs])
     differing = settings_that_differ([run_config for _, _, run_config in runs])
-    differing_keys = list(differing[0])
+    labels = dict(enumerate(run_labels(differing, [label for label, _, _ in runs]), 1))
     stop = folder / STOP_FILE
     stop.unlink(missing_ok=True)  # a stop asked of an earlier session of this sweep
     summaries, jobs = {}, []
@@ -252,28 +251,29 @@ def sweep_runs(config, folder, source, runs, resume, log):
         done = read_summary(sub) if resume else None
         if done is not None:
             summaries[i] = done
-            log(f"sweep run {i}/{len(runs)}: {label}: already done: {done['status']}")
+            log(f"already done  {labels[i]}: {done['status']}  {sub}")
         else:
             jobs.append({"index": i, "which": f"{i}/{len(runs)} ({label})", "config": run_config,
                          # absolute: a worker elsewhere starts in a folder of its own
                          "folder": str(sub.absolute()), "origin": f"sweep run {label} of {source}",
-                         "stop": str(stop.absolute())})
-
-    def started(job):
-        log(f"\n=== sweep run {job['which']}  ({folder / Path(job['folder']).name})")
+                         "stop": str(stop.absolute()), "shown": str(sub)})
 
     def finished(job, summary):
         summaries[job["index"]] = summary
-        if summary["status"] in ("diverged", "failed"):
-            log(f"{summary['status']}: {summary['error']}; the sweep goes on")
         if "traceback" in summary:
             log(summary.pop("traceback"), screen=False)
+        console.finished(job, summary)
 
     executor = executor_for(config["sweep"], log)
     try:
         datas = {json.dumps(job["config"]["data"], sort_keys=True) for job in jobs}
         executor.check(folder, [json.loads(data) for data in sorted(datas)])
-        run_all(executor, jobs, started, finished, stop)
+        console = SweepConsole(log, labels, len(runs), len(summaries),
+                               config["logging"]["progress"])
+        try:
+            run_all(executor, jobs, stop, console.started, finished, console.tick)
+        finally:
+            console.close()
     finally:
         executor.close()
         stop.unlink(missing_ok=True)
@@ -287,11 +287,16 @@ def sweep_runs(config, folder, source, runs, resume, log):
     try:
         table = rank(rows)
         table.to_csv(folder / "comparison.csv", index=False)
-        labels = run_labels(table, differing_keys)
-        log("\n" + narrow(table, labels).to_string(index=False))
+        ranked = [labels[names.index(name) + 1] for name in table["folder"]]
+        log("\n" + narrow(table, ranked).to_string(index=False))
+        for (_, row), label in zip(table.iterrows(), ranked):
+            if row["status"] in ("diverged", "failed"):
+                log(f"  {row['rank']}. {label}: {row['status']}: {row['error']}")
         log(f"(every column in {folder / 'comparison.csv'})")
         if config["logging"]["plots"]:
-            plot_comparison(folder, table, labels, log)
+            plot_comparison(folder, table, ranked, log)
+        log(f"sweep done: {len(table)} runs, best {ranked[0]}; table in "
+            f"{folder / 'comparison.csv'}", always=True)
     except KeyboardInterrupt:
         raise Interrupted(folder, None, complete=True, unwritten="comparison.csv or comparison.png "
                           "may be") from None
@@ -329,15 +334,16 @@ def settings_that_differ(configs):
     return [{k: f.get(k) for k in keys} for f in flat]
 
 
-def run_labels(table, keys):
-    """A short name per run: the settings that every run has and that differ, as name=value
-    (`lr=0.01` for optimizer.lr, `optimizer=adam` for optimizer.name)."""
-    shared = [k for k in keys if table[k].notna().all()
+def run_labels(differing, names):
+    """A short name per run from its settings that differ (settings_that_differ): those every
+    run has, as name=value (`lr=0.01` for optimizer.lr, `optimizer=adam` for optimizer.name);
+    the run's name in `names` when there are none."""
+    shared = [k for k in differing[0] if all(d[k] is not None for d in differing)
               # not lists or dicts: a model list is too long
-              and not any(isinstance(v, (list, dict)) for v in table[k])]
+              and not any(isinstance(d[k], (list, dict)) for d in differing)]
     short = {k: k.split(".")[-2] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in shared}
-    return [", ".join(f"{short[k]}={shown(row[k])}" for k in shared) or row["run"]
-            for row in table.to_dict("records")]
+    return [", ".join(f"{short[k]}={shown(d[k])}" for k in shared) or name
+            for d, name in zip(differing, names)]
 
 
 def narrow(table, labels):

@@ -188,11 +188,12 @@ class Processes:
         pass
 
 
-def run_all(executor, jobs, on_start, on_done, stop_file):
+def run_all(executor, jobs, stop_file, on_start, on_done, tick):
     """Runs every job on `executor`, at most executor.at_once at a time, in order; calls
-    on_start(job) and on_done(job, summary) as they go. Ctrl-C (here, or in a run of this
-    process) stops them all: the stop file asks every running run to end at its next step and
-    save, no new run starts, and every run is waited for. Returns the jobs never started."""
+    on_start(job) and on_done(job, summary) as they go, and tick() every half second. Ctrl-C
+    (here, or in a run of this process) stops them all: the stop file asks every running run to
+    end at its next step and save, no new run starts, and every run is waited for. Returns the
+    jobs never started."""
     pending, running, stopping = list(jobs), {}, False
     at_once = executor.at_once or len(jobs)  # None: all of them (a cluster queues them)
     while running or (pending and not stopping):
@@ -202,6 +203,7 @@ def run_all(executor, jobs, on_start, on_done, stop_file):
                 future = executor.submit(run_job, pending[0])
                 running[future] = pending.pop(0)
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            tick()
         except KeyboardInterrupt:
             stopping = ask_to_stop(stop_file, stopping)
             continue

@@ -238,3 +238,19 @@ def test_a_bad_random_search_is_refused_before_any_run(tmp_path, capsys, sweep, 
                  "--set", f"sweep={sweep}"]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_the_console_has_a_line_per_run_and_the_table_the_runs_logs_the_rest(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(write(tmp_path, SWEEP)), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("done ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    for run in ("optimizer.name=sgd,training.seed=0", "optimizer.name=adam,training.seed=1"):
+        line = next(line for line in lines if line.endswith(str(out / run)))
+        assert "test " in line and "best val " in line
+        log = (out / run / "log.txt").read_text()
+        assert "total parameters" in log and "db = dY summed" in log and "epoch 2/2" in log
+    for detail in ("total parameters", "db = dY summed", "epoch 1/2"):  # a run's, in its log
+        assert detail not in printed
+    assert printed.count(" rank ") == 1 and "sweep done: 4 runs, best optimizer=" in printed
