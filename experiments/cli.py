@@ -33,6 +33,8 @@ examples:
   python train.py --set model.0.affine.out=256       list items by position (from 0)
   python train.py --set data.subset=2000 --set schedule.name=none
   python train.py configs/compare_optimizers.yaml    a sweep: a sub-folder per run + comparison.csv
+  python train.py configs/compare_optimizers.yaml --jobs 2   two runs at once, a process each
+  python train.py SWEEP.yaml --scheduler tcp://HOST:8786     the runs on a Dask cluster
   python train.py --resume runs/20250101-120000-mnist_mlp
   python train.py --eval runs/20250101-120000-mnist_mlp   test accuracy, per class, confusion matrix
   python train.py --plots runs/20250101-120000-mnist_mlp  its plots drawn again from its files
@@ -248,6 +250,10 @@ def interrupted(e, launcher=""):
     if e.complete and e.epoch is None:  # every run of a sweep done: only the comparison left
         return (f"Interrupted after every run of the sweep was complete; {e.unwritten} not "
                 f"written. Write them with:{resume}")
+    waiting = (f"{len(e.waiting)} run{'s' if len(e.waiting) > 1 else ''} of the sweep had not "
+               f"started ({', '.join(e.waiting)})")
+    if e.run is None and e.waiting:  # stopped between runs
+        return (f"Interrupted: {waiting}; the others are done. Continue the sweep with:{resume}")
     if e.run is None and e.complete:
         return (f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
                 f"{checkpoint}); {e.unwritten} not written.")
@@ -264,6 +270,8 @@ def interrupted(e, launcher=""):
     if e.others:
         what += (f"; sweep run{'s' if len(e.others) > 1 else ''} {', '.join(e.others)} stopped too,"
                  " each at its last completed epoch (in its own folder)")
+    if e.waiting:
+        what += f"; {waiting}"
     return f"Interrupted: {what}. Continue the sweep (its finished runs are kept) with:{resume}"
 
 

@@ -164,17 +164,18 @@ def new_run_folder(runs_dir, name):
             folder = base.with_name(f"{base.name}-{n}")
 
 
-def claim_folder(out):
-    """--out DIR of a sweep, created if needed and locked; refused when it holds a run or other
-    files."""
-    folder = Path(out)
+def claim_folder(folder, taken_if="config.yaml"):
+    """A new sweep's or run's folder, made when missing, and locked; refused when it holds other
+    files or `taken_if` (a sweep's config.yaml, a run's checkpoint.npz: one was there before).
+    Returns the open lock file."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     refuse_other_files(folder)
     handle = lock(folder)
-    if (folder / "config.yaml").exists():
+    if (folder / taken_if).exists():
         handle.close()
-        raise ConfigError(f"--out {out}: this folder already holds a run. Continue it with "
-                          f"`python train.py --resume {out}`, or pick another --out.")
+        raise ConfigError(f"{folder}: this folder already holds a run. Continue it with "
+                          f"`python train.py --resume {folder}`, or pick another --out.")
     return handle
 
 
@@ -196,13 +197,7 @@ def claim_run_folder(folder, resume):
     run that fails before its first checkpoint may remove it)."""
     if resume:
         return lock(folder), False
-    folder.mkdir(parents=True, exist_ok=True)
-    refuse_other_files(folder)
-    handle = lock(folder)
-    if (folder / "checkpoint.npz").exists():
-        handle.close()
-        raise ConfigError(f"{folder}: this folder already holds a run. Continue it with "
-                          f"`python train.py --resume {folder}`, or pick another --out.")
+    handle = claim_folder(folder, taken_if="checkpoint.npz")
     return handle, {p.name for p in folder.iterdir()} <= {".lock"}
 
 

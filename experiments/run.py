@@ -39,14 +39,15 @@ class Interrupted(Exception):
     complete: training had finished and only `unwritten` (summary, plots) was left to write.
     resume: the folder `--resume` continues (a sweep's, when `folder` is one of its runs);
     run: which sweep run, as the message names it (None for a run of its own); others: which
-    other runs of the sweep were stopped too.
+    other runs of the sweep were stopped too; waiting: which had not started.
     """
 
     def __init__(self, folder, epoch, complete=False, unwritten="", resume=None, run=None,
-                 others=()):
-        super().__init__(f"interrupted after epoch {epoch}")
+                 others=(), waiting=()):
+        super().__init__("interrupted" + (f" after epoch {epoch}" if epoch is not None else ""))
         self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
         self.resume, self.run, self.others = resume if resume is not None else folder, run, others
+        self.waiting = waiting
 
 
 class BiasCSV:

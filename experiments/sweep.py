@@ -267,7 +267,7 @@ def sweep_runs(config, folder, source, runs, resume, log):
     executor = executor_for(config["sweep"], log)
     try:
         datas = {json.dumps(job["config"]["data"], sort_keys=True) for job in jobs}
-        executor.check(folder, [json.loads(data) for data in sorted(datas)])
+        executor.check(folder.absolute(), [json.loads(data) for data in sorted(datas)])
         console = SweepConsole(log, labels, len(runs), len(summaries),
                                config["logging"]["progress"])
         try:
@@ -281,7 +281,7 @@ def sweep_runs(config, folder, source, runs, resume, log):
     stopped = [job for job in jobs if status[job["index"]] == "interrupted"]
     left = [job for job in jobs if status[job["index"]] in (None, "not started")]
     if stopped or left:
-        raise interrupted(stopped or left, summaries, folder)
+        raise interrupted(stopped, left, summaries, folder)
     rows = [{"run": label, **differing[i - 1], **summaries[i], "folder": name}
             for i, ((label, _, _), name) in enumerate(zip(runs, names), 1)]
     try:
@@ -303,15 +303,20 @@ def sweep_runs(config, folder, source, runs, resume, log):
     return table
 
 
-def interrupted(stopped, summaries, folder):
-    """The Interrupted of a sweep whose runs `stopped` were stopped by Ctrl-C (or, when none had
-    started, the runs left): the first one's checkpoint is named, then the others."""
+def interrupted(stopped, waiting, summaries, folder):
+    """The Interrupted of a sweep whose runs `stopped` were stopped by Ctrl-C, and of which the
+    runs `waiting` had not started: the first stopped one's checkpoint is named, then the
+    others."""
+    if not stopped:
+        return Interrupted(folder, None, resume=folder,
+                           waiting=[job["which"] for job in waiting])
     first = stopped[0]
-    summary = summaries.get(first["index"], {})
+    summary = summaries[first["index"]]
     return Interrupted(folder / Path(first["folder"]).name, summary.get("last_good_epoch"),
                        complete=bool(summary.get("unwritten")), unwritten=summary.get("unwritten"),
                        resume=folder, run=first["which"],
-                       others=[job["which"] for job in stopped[1:]])
+                       others=[job["which"] for job in stopped[1:]],
+                       waiting=[job["which"] for job in waiting])
 
 
 def flatten(config, prefix=""):

@@ -254,3 +254,13 @@ def test_the_console_has_a_line_per_run_and_the_table_the_runs_logs_the_rest(tmp
     for detail in ("total parameters", "db = dY summed", "epoch 1/2"):  # a run's, in its log
         assert detail not in printed
     assert printed.count(" rank ") == 1 and "sweep done: 4 runs, best optimizer=" in printed
+
+
+def test_ctrl_c_between_runs_names_the_runs_not_started(tmp_path):
+    from experiments.cli import interrupted
+    from experiments.run import Interrupted
+    said = interrupted(Interrupted(tmp_path, None, resume=tmp_path,
+                                   waiting=["3/4 (training.seed=3)", "4/4 (training.seed=4)"]))
+    assert said.startswith("Interrupted: 2 runs of the sweep had not started (3/4 "
+                           "(training.seed=3), 4/4 (training.seed=4)); the others are done.")
+    assert said.endswith(f"python train.py --resume {tmp_path}")
