@@ -95,7 +95,14 @@ class MPIComm:
             time.sleep(0.002)
 
     def abort(self, code):
-        """Ends every process of the job at once, mpiexec exiting with `code`."""
+        """Ends every process of the job at once, mpiexec exiting with `code`.
+
+        First a moment for mpiexec to pass on what this process just wrote: stderr is a pipe that
+        mpiexec drains on its own time, and Abort ends the job whether it has or not, which once
+        cut the failing process's message off after its first lines."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.5)
         self.comm.Abort(code)
 
     @contextmanager
