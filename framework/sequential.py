@@ -52,33 +52,45 @@ class Sequential:
 
     def predict_proba(self, x, batch_size=250):
         """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
-        batch, (0, C) for an empty one, (C,) for one example (see is_one_example). With
-        input_shape, examples may also come flat: (N, 784) for a (1, 28, 28) model."""
-        x = np.asarray(x)
-        one, shape = self.is_one_example(x), self.input_shape
-        if one:
-            batch = x.reshape((1,) + (shape or x.shape))
-        elif shape and x.ndim == 2 and x.shape[1] == math.prod(shape):
-            batch = x.reshape((len(x),) + shape)  # flat examples, as one example may be too
-        else:
-            batch = x
+        batch, (0, C) for an empty one, (C,) for one example (see as_batch)."""
+        batch, one = self.as_batch(np.asarray(x))
         softmax = Softmax()
         # An empty batch goes through the layers once, as PyTorch's would: (0, C) comes out.
         p = np.concatenate([softmax.forward(self.forward(batch[i:i + batch_size], train=False))
                             for i in range(0, max(len(batch), 1), batch_size)])
         return p[0] if one else p
 
-    def is_one_example(self, x):
-        """Whether predict takes x as one example rather than a batch. With input_shape: an array
-        of exactly that shape, or of its number of entries (a flat (784,) or a (28, 28) image for
-        a (1, 28, 28) model) unless its first axis is a batch of 1 ((1, 784), (1, 1, 28, 28)).
-        Without input_shape: a 1-D array."""
-        if self.input_shape is None:
-            return x.ndim == 1
-        if x.shape == self.input_shape:
-            return True
-        batch_of_one = x.ndim > 1 and x.shape[0] == 1
-        return x.size == math.prod(self.input_shape) and not batch_of_one
+    def as_batch(self, x):
+        """(batch, one): x as a batch for the layers, and whether x was one example.
+
+        Without input_shape, a 1-D x is one example and anything else a batch. With it, an
+        example is an array of input_shape or the same numbers in the same order: flat ((784,)
+        for (1, 28, 28)), without axes of length 1 ((28, 28), (28, 28, 1)), or a greyscale image
+        for a model of flat inputs ((28, 28) for (784,)). A batch's first axis counts examples,
+        so (1, 784) is a batch of one. Anything else, such as channels last ((8, 8, 3) for
+        (3, 8, 8)), is refused: reshaping it would mix pixels of different channels."""
+        shape = self.input_shape
+        if shape is None:
+            return (x[None], True) if x.ndim == 1 else (x, False)
+        if x.shape == shape:
+            return x[None], True
+        if x.ndim > 1 and self.same_order(x.shape[1:]):
+            return x.reshape((len(x),) + shape), False
+        if self.same_order(x.shape):
+            return x.reshape((1,) + shape), True
+        raise ValueError(
+            f"predict: x of shape {x.shape} is neither one example of shape {shape} nor a batch "
+            f"of them (an example may also come flat, ({math.prod(shape)},), or without its axes "
+            "of length 1); images here put channels first, (C, H, W): an image of shape "
+            "(H, W, C) is x.transpose(2, 0, 1), a batch (N, H, W, C) is x.transpose(0, 3, 1, 2)")
+
+    def same_order(self, shape):
+        """Whether an example of this shape holds input_shape's numbers in the same order."""
+        if math.prod(shape) != math.prod(self.input_shape):
+            return False
+        kept = tuple(n for n in shape if n != 1)
+        wanted = tuple(n for n in self.input_shape if n != 1)
+        return len(shape) == 1 or kept == wanted or (len(wanted) <= 1 and len(kept) <= 2)
 
     def predict(self, x, batch_size=250):
         """Class indices in eval mode (dropout off, running statistics): an array for a batch

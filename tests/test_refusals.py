@@ -1,4 +1,6 @@
 """The library refuses what it cannot handle, naming the value, instead of computing another."""
+import re
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,26 @@ def test_one_image_in_any_layout_is_one_example_for_an_image_model():
     for image in (x[1], x[1].reshape(784), x[1].reshape(28, 28)):
         assert model.predict(image) == expected[1]
     np.testing.assert_array_equal(model.predict(x[1:2]), expected[1:2])  # a batch of one stays one
+
+
+def test_predict_refuses_channels_last_instead_of_mixing_the_channels():
+    rng = np.random.default_rng(3)
+    model = F.Sequential(F.Conv2D(3, 2, 3, rng=rng), F.Flatten(), F.Affine(2 * 6 * 6, 4, rng=rng),
+                         input_shape=(3, 8, 8))
+    x = rng.random((2, 3, 8, 8)).astype(np.float32)
+    for last in (x[0].transpose(1, 2, 0), x.transpose(0, 2, 3, 1)):
+        with pytest.raises(ValueError, match=re.escape(f"x of shape {last.shape}")):
+            model.predict(last)
+    assert model.predict(x[0].reshape(-1)) == model.predict(x)[0]  # flat: the same order
+
+
+def test_a_greyscale_image_is_one_example_for_a_model_of_flat_inputs():
+    rng = np.random.default_rng(4)
+    model = F.Sequential(F.Affine(784, 3, rng=rng), input_shape=(784,))
+    x = rng.random((3, 784)).astype(np.float32)
+    expected = model.predict(x)
+    for image in (x[2].reshape(28, 28), x[2].reshape(28, 28, 1)):
+        assert model.predict(image) == expected[2]
+    np.testing.assert_array_equal(model.predict(x.reshape(3, 28, 28)), expected)
+    with pytest.raises(ValueError, match=r"shape \(4, 14, 14\)"):
+        model.predict(x[0].reshape(4, 14, 14))  # which flattening? not ours to guess
