@@ -150,7 +150,7 @@ def draw_layer(panel, layer, role, loss):
     total = rows.sum(axis=0)  # float32, as backward adds
     scale = max(float(np.abs(db).max()), float(np.abs(total).max()))
     exponent = int(np.floor(np.log10(scale))) if scale > 0 else 0
-    strip(panel.add_subplot(grid[at + 2, body]), total, exponent, r"$\Sigma_n\, dY_n$")
+    strip(panel.add_subplot(grid[at + 2, body]), total, exponent, "Σ_n dY_n")
     middle = panel.add_subplot(grid[at + 3, body])
     middle.axis("off")
     gap = float(np.abs(total - db).max())

@@ -269,7 +269,7 @@ class SweepSpec(Check):
                "seed, space), and optionally `with:` (\"key.path=value\" -> settings that go "
                "with that value), `jobs:` and `scheduler:`")
     KEYS = {"grid": None, "random": None, "with": None,
-            "jobs": (1, Integer(1, MAX_JOBS)),  # runs at once, each in a worker process of its own
+            "jobs": (1, Integer(1, MAX_JOBS)),  # runs at once, in as many worker processes
             "scheduler": (None, Optional(Text()))}  # a Dask scheduler's address: runs go there
 
     def __call__(self, value):

@@ -19,7 +19,7 @@ from framework.comm import LOCAL, process_rng
 from .bias_sum import BiasSumSample
 from .build import build_training, load_data, parameter_count
 from .folder import Log, claim_run_folder, save_config
-from .plots import plot_run
+from .plots import plot_run, read_csv
 from .processes import set_blas_threads
 from .resume import restore, trim_csv
 from .summary import summarize, write_summary
@@ -215,6 +215,8 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
         summary = train(config, folder, log, resume, progress=config["logging"]["progress"]
                         if console != "off" else False, stop=stop, comm=comm)
+        if config["logging"]["plots"]:
+            draw(folder, summary, config, log)
         if summary["status"] == "diverged":
             log(f"diverged: {summary['error']}", screen=False)  # the caller says what to do
         else:
@@ -324,8 +326,8 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
     except F.NonFiniteError as e:  # every process stops at the same step: it sees the same sums
         if not writes:
             return {"status": "diverged"}
-        return finish(config, folder, log, metrics.records, model, earlier_seconds, started,
-                      "diverged", error=str(e), last_good_epoch=checkpoint.saved_epoch)
+        return finish(folder, metrics.records, model, earlier_seconds, started, "diverged",
+                      error=str(e), last_good_epoch=checkpoint.saved_epoch)
     status = "finished"
     if cut:
         status = f"stopped at step {max_steps} (training.max_steps)"
@@ -336,20 +338,30 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
     if not writes:
         return {"status": status}
     try:
-        return finish(config, folder, log, metrics.records, model, earlier_seconds, started, status)
+        return finish(folder, metrics.records, model, earlier_seconds, started, status)
     except KeyboardInterrupt:
         raise Interrupted(folder, checkpoint.saved_epoch, complete=True,
-                          unwritten="summary.json or the plots may be") from None
+                          unwritten="summary.json and the plots may be") from None
 
 
-def finish(config, folder, log, history, model, earlier_seconds, started, status, **more):
-    """Writes summary.json and the plots; returns the summary. wall_seconds adds the time of
-    the processes that ran this run before a resume; `more` (a diverged run's error and the
-    epoch of its last finite checkpoint) joins the summary."""
+def finish(folder, history, model, earlier_seconds, started, status, **more):
+    """Writes summary.json; returns the summary. wall_seconds adds the time of the processes
+    that ran this run before a resume; `more` (a diverged run's error and the epoch of its last
+    finite checkpoint) joins the summary."""
     summary = summarize(history, status)
     summary.update(parameters=parameter_count(model),
                    wall_seconds=round(earlier_seconds + time.perf_counter() - started, 3), **more)
     write_summary(folder, summary)
-    if config["logging"]["plots"]:
-        plot_run(folder, history, config, log)
     return summary
+
+
+def draw(folder, summary, config, log):
+    """The run's pictures, from its files, once train() has returned. matplotlib's parsers
+    leave reference cycles that hold the frames below them until Python's cycle collector runs:
+    drawn inside train(), they kept the run's data alive into the next run of a sweep's worker."""
+    metrics = read_csv(folder / "metrics.csv")
+    try:
+        plot_run(folder, [] if metrics is None else metrics.to_dict("records"), config, log)
+    except KeyboardInterrupt:
+        raise Interrupted(folder, summary.get("last_good_epoch", summary["epochs"]),
+                          complete=True, unwritten="the plots may be") from None

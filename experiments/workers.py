@@ -157,16 +157,20 @@ class Here:
 
 
 class Processes:
-    """--jobs N: each run in a fresh worker process of its own, up to N at once.
+    """--jobs N: the runs in N worker processes, each taking one run after another.
 
-    A process per run gives each run's memory back to the system when it ends, and a worker
-    that dies (killed, out of memory) fails its own run only: a pool shared by several runs
-    breaks as a whole and takes the others with it. Workers are spawned, not forked, so numpy
-    loads in each after start_worker has set its thread count.
+    Each worker is a pool of its own, so a worker that dies (killed, out of memory) fails only
+    the run it had, and a new worker takes its place; one pool shared by all would break as a
+    whole and take the other runs with it. A worker keeps nothing of one run for the next (each
+    run's arrays are its own, its seed is in its config): a worker that ran others before gives
+    a run the files a fresh one gives. Workers are spawned, not forked, so numpy loads in each
+    after start_worker has set its thread count; they start while this process checks the data,
+    and load the modules every run needs meanwhile (warm_up).
     """
 
     def __init__(self, jobs, threads):
         self.at_once, self.threads = jobs, threads
+        self.workers = []  # [pool, the future of its last job, whether that job is a run]
 
     def check(self, folder, datas):
         """Each dataset of `datas` loaded once here (downloaded when missing, parsed into its
@@ -174,18 +178,43 @@ class Processes:
         import numpy as np
 
         from .config import dataset
+        for _ in range(self.at_once):
+            self.start_worker(warm_up, None, run=False)
         for data in datas:
             dataset(data).load(np.random.default_rng(0), log=lambda message: None)
 
     def submit(self, fn, job):
+        for worker in [w for w in self.workers if w[1].done() and not alive(w[1])]:
+            worker[0].shutdown(wait=False)
+            self.workers.remove(worker)
+        free = [w for w in self.workers if not w[2] or w[1].done()]
+        if not free:
+            return self.start_worker(fn, job)
+        free[0][1:] = free[0][0].submit(fn, job), True
+        return free[0][1]
+
+    def start_worker(self, fn, job, run=True):
+        """A new worker process, given its first job; the job's future."""
         pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=start_worker,
                                    initargs=(self.threads, os.getpid()))
-        future = pool.submit(fn, job)
-        pool.shutdown(wait=False)  # the pool ends with its one job
-        return future
+        self.workers.append([pool, pool.submit(fn, job), run])
+        return self.workers[-1][1]
 
     def close(self):
-        pass
+        for pool, _, _ in self.workers:
+            pool.shutdown(wait=False)
+        self.workers = []
+
+
+def warm_up(_):
+    """A new worker's first job: the modules of a run, imported while nothing else waits."""
+    from . import plots, run  # noqa: F401
+    plots.pyplot(None)
+
+
+def alive(future):
+    """Whether the worker that ran this finished job is still there to take another."""
+    return future.cancelled() or not isinstance(future.exception(), BrokenProcessPool)
 
 
 def run_all(executor, jobs, stop_file, on_start, on_done, tick):

@@ -1,11 +1,13 @@
 """A run is a job: run_one takes and returns plain data and owns its folder, its log and its
 objects; sweeps map it over workers."""
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import experiments.run
 import framework as F
 from experiments import memory
 from experiments.build import build_training, checked_model
+from experiments.build import load_data as build_load_data
 from experiments.cli import main
 from experiments.config import ConfigError, dataset, load, user_config
 from experiments.folder import alive, lock
@@ -35,6 +38,32 @@ def test_run_one_takes_and_returns_plain_data(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # console "off": everything is in the run's log.txt
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "epoch 3/3" in log and log.rstrip().endswith(f"--eval {tmp_path / 'run'}")
+
+
+def test_a_runs_data_is_freed_when_it_returns_without_the_cycle_collector(tmp_path, monkeypatch):
+    # A worker takes run after run: data a run leaves in reference cycles (an exception whose
+    # traceback holds the run's frames) lives on beside the next run's, doubling the worker's
+    # memory, until Python's cycle collector happens to run. matplotlib's parsers leave such
+    # cycles behind; the plots were once drawn from within the frame that held the data.
+    pytest.importorskip("matplotlib")
+    config = load(tiny_config(tmp_path))
+    config["logging"]["plots"] = True
+    loaded = []
+
+    def load_data(*args, **kwargs):
+        data = build_load_data(*args, **kwargs)
+        loaded.append(weakref.ref(data.train[0]))
+        return data
+
+    monkeypatch.setattr(experiments.run, "load_data", load_data)
+    gc.collect()
+    gc.disable()
+    try:
+        assert run_one(config, str(tmp_path / "run"))["status"] == "finished"
+        assert (tmp_path / "run" / "bias_sum.png").exists()  # math text parsed, cycles left
+        assert loaded and loaded[0]() is None
+    finally:
+        gc.enable()
 
 
 def test_a_diverged_run_is_a_result_not_an_error(tmp_path):
@@ -82,10 +111,11 @@ def same_files(a, b):
 def test_jobs_2_runs_in_workers_and_gives_the_files_of_jobs_1(tmp_path, monkeypatch):
     for key in BLAS_VARIABLES:
         monkeypatch.delenv(key, raising=False)
-    config = tiny_config(tmp_path, SWEEP)
+    # three runs on two workers: one worker takes a run after another
+    config = tiny_config(tmp_path, "sweep: {grid: {optimizer.name: [sgd, adam, momentum]}}\n")
     assert main([config, "--out", str(tmp_path / "one"), "--quiet"]) == 0
     assert main([config, "--out", str(tmp_path / "two"), "--quiet", "--jobs", "2"]) == 0
-    for run in ("optimizer.name=sgd", "optimizer.name=adam"):
+    for run in ("optimizer.name=sgd", "optimizer.name=adam", "optimizer.name=momentum"):
         same_files(tmp_path / "one" / run, tmp_path / "two" / run)
         first = (tmp_path / "two" / run / "log.txt").read_text().splitlines()[0]
         threads = max(1, cores() // 2)
@@ -268,3 +298,25 @@ def test_a_worker_watches_the_sweep_that_started_it_not_whoever_is_its_parent_la
     monkeypatch.setattr(workers, "ProcessPoolExecutor", Pool)
     workers.Processes(1, 3).submit(print, {})
     assert seen["initargs"] == (3, os.getpid())
+
+
+def test_a_worker_takes_job_after_job_and_one_that_dies_is_replaced():
+    from concurrent.futures.process import BrokenProcessPool
+
+    from experiments.workers import Processes
+    executor = Processes(2, 1)
+    try:
+        first = [executor.submit(os.readlink, "/proc/self").result(HANG_GUARD) for _ in range(3)]
+        assert len(set(first)) == 1  # one worker took them all, one after another
+        busy = executor.submit(time.sleep, 3)
+        second = executor.submit(os.readlink, "/proc/self").result(HANG_GUARD)
+        assert second != first[0]  # the first worker is busy: a second one starts
+        with pytest.raises(BrokenProcessPool):
+            executor.submit(os._exit, 1).result(HANG_GUARD)  # a worker dies with its job
+        assert busy.result(HANG_GUARD) is None  # the other worker's job is untouched
+        held = executor.submit(time.sleep, 3)
+        third = executor.submit(os.readlink, "/proc/self").result(HANG_GUARD)
+        assert third not in (first[0], second)  # a new worker in place of the dead one
+        held.result(HANG_GUARD)
+    finally:
+        executor.close()
