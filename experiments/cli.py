@@ -358,7 +358,7 @@ def run(args, default_config, console, job, comm):
             return 2
         return 0
 
-    check_before_work([(None, config)], source)
+    check_before_work([(None, config)], source, processes=comm.local_size)
     try:
         split_batch_size(config["data"]["batch_size"], comm.size)
     except ValueError as e:

@@ -25,11 +25,13 @@ def training_bytes(model, input_shape, batch_size, optimizer_slots):
     return 4 * (parameters + 4 * batch_size * activations)
 
 
-def model_bytes(config, model):
-    """data_bytes + training_bytes for a config and the model made from it."""
+def model_bytes(config, model, processes=1):
+    """data_bytes + training_bytes for a config and the model made from it, in one of
+    `processes` processes that train the run together (each holds the whole data set and its
+    share of every batch)."""
     slots = len(F.OPTIMIZERS[config["optimizer"]["name"]].slots) + 1
-    return data_bytes(config["data"]) + training_bytes(model, model.input_shape,
-                                                       config["data"]["batch_size"], slots)
+    share = -(-config["data"]["batch_size"] // processes)
+    return data_bytes(config["data"]) + training_bytes(model, model.input_shape, share, slots)
 
 
 def config_bytes(config):
@@ -60,17 +62,22 @@ def check_fits(needed, what, remedy=SMALLER):
                           f"{size(available)} available; use {remedy}.")
 
 
-def check_before_work(runs, source, at_once=1):
+def check_before_work(runs, source, at_once=1, processes=1):
     """Every run's layers and memory estimate, checked before any folder or data: runs is
     [(sweep label or None, resolved config)], of which up to `at_once` run at the same time
-    (on this machine: a cluster's workers have their own memory)."""
+    (on this machine: a cluster's workers have their own memory); `processes`: how many
+    processes on this machine train each run together (mpiexec -n K)."""
     needs = []
     for label, config in runs:
         what = f"sweep run {label}" if label else "this config"
         check_fits(config_bytes(config), what)  # rough, from the config alone: before any weights
         model = checked_model(config, f"{source}, sweep run {label}" if label else source)
-        needs.append(model_bytes(config, model))
-        check_fits(needs[-1], what)
+        needs.append(processes * model_bytes(config, model, processes))
+        if processes == 1:
+            check_fits(needs[-1], what)
+        else:
+            check_fits(needs[-1], f"{what} in {processes} processes on this machine (each holds "
+                       "the whole data set)", f"fewer processes on this machine, or {SMALLER}")
     at_once = min(at_once, len(needs))
     if at_once > 1:
         check_fits(sum(sorted(needs)[-at_once:]), f"{at_once} runs at once (the largest ones "

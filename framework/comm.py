@@ -1,6 +1,7 @@
 """Communicators: what a data-parallel run asks of its processes, and no more (see parallel.py).
 
     rank, size            this process's number (0 .. size-1) and the number of processes
+    local_size            how many of them run on this machine (they share its memory)
     allreduce(a)          the numpy array `a` summed over the processes, in place; returns it
     allgather(value)      [every process's value], in rank order, on every process
     gather(value)         the same on rank 0 only (None elsewhere)
@@ -22,7 +23,7 @@ import numpy as np
 class Local:
     """One process alone: rank 0 of 1; every sum over processes is the value itself."""
 
-    rank, size = 0, 1
+    rank, size, local_size = 0, 1, 1
     interrupted = False
 
     def allreduce(self, a):
@@ -60,6 +61,9 @@ class MPIComm:
         self.mpi = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        here = self.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the processes sharing this memory
+        self.local_size = here.Get_size()
+        here.Free()
         self.interrupted = False
         if self.size > 1:
             self.previous_excepthook, sys.excepthook = sys.excepthook, self.excepthook

@@ -148,6 +148,19 @@ def test_the_memory_check_counts_the_runs_at_once(tmp_path, monkeypatch):
         memory.check_before_work(runs, path, at_once=3)
 
 
+def test_the_memory_check_counts_the_processes_of_one_run_on_this_machine(tmp_path, monkeypatch):
+    path = tiny_config(tmp_path)
+    config = load(path)
+    model = checked_model(config, path)
+    alone, halves = memory.model_bytes(config, model), memory.model_bytes(config, model, 2)
+    assert halves < alone  # each process makes the activations of half a batch
+    monkeypatch.setattr(memory, "available_bytes", lambda: alone)  # enough for one process
+    memory.check_before_work([(None, config)], path)
+    with pytest.raises(ConfigError, match=r"this config in 2 processes on this machine \(each "
+                                          r"holds the whole data set\).* fewer processes"):
+        memory.check_before_work([(None, config)], path, processes=2)
+
+
 def test_jobs_for_a_config_of_one_run_is_refused(tmp_path, capsys):
     assert main([tiny_config(tmp_path), "--out", str(tmp_path / "run"), "--jobs", "2"]) == 2
     assert "--jobs 2: says where the runs of a sweep run" in capsys.readouterr().err

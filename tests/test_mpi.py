@@ -65,6 +65,13 @@ def test_a_fault_in_one_process_ends_every_process_with_its_message(tmp_path):
     assert not (tmp_path / "w.npz").exists()
 
 
+def test_mpiexec_counts_the_processes_that_share_this_machines_memory():
+    done = run_mpi(2, "-c", "from framework.comm import MPIComm; c = MPIComm(); "
+                             "seen = c.gather((c.size, c.local_size)); c.rank or print(seen)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(2, 2), (2, 2)]"
+
+
 def test_a_batch_that_does_not_split_evenly_is_refused_naming_the_nearest_that_does():
     assert split_batch_size(128, 2) == 64
     with pytest.raises(ValueError, match="batch size 129 does not split evenly over 2 processes: "
