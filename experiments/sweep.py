@@ -264,7 +264,7 @@ def sweep_runs(config, folder, source, runs, resume, log):
             log(summary.pop("traceback"), screen=False)
         console.finished(job, summary)
 
-    executor = executor_for(config["sweep"], log)
+    executor = executor_for(config["sweep"], len(jobs), log)
     try:
         datas = {json.dumps(job["config"]["data"], sort_keys=True) for job in jobs}
         executor.check(folder.absolute(), [json.loads(data) for data in sorted(datas)])

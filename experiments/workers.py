@@ -268,12 +268,13 @@ def outcome(future):
 
 
 
-def executor_for(sweep, log):
-    """Where the runs of a sweep (its resolved `sweep:` settings) run: a Dask cluster when
-    sweep.scheduler names one, else here (jobs 1) or in worker processes."""
+def executor_for(sweep, runs, log):
+    """Where the `runs` runs left of a sweep (its resolved `sweep:` settings) run: a Dask
+    cluster when sweep.scheduler names one, else here (jobs 1) or in worker processes, no more
+    of them than runs (each with the BLAS threads of sweep.jobs, whatever is left to run)."""
     if sweep["scheduler"]:
         from .cluster import Cluster  # distributed is an optional extra
         return Cluster(sweep["scheduler"], log)
     threads, note = blas_plan(sweep["jobs"])
     log(note)
-    return Here() if sweep["jobs"] == 1 else Processes(sweep["jobs"], threads)
+    return Here() if sweep["jobs"] == 1 else Processes(min(sweep["jobs"], runs), threads)

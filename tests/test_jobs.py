@@ -333,3 +333,12 @@ def test_a_worker_takes_job_after_job_and_one_that_dies_is_replaced():
         held.result(HANG_GUARD)
     finally:
         executor.close()
+
+
+def test_a_sweep_starts_no_more_workers_than_it_has_runs_left(monkeypatch):
+    from experiments.workers import executor_for
+    for key in BLAS_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    executor = executor_for({"scheduler": None, "jobs": 4}, 2, lambda message: None)
+    assert executor.at_once == 2  # a resume with 2 runs left starts 2 workers, not 4 ...
+    assert executor.threads == max(1, cores() // 4)  # ... each with the threads of --jobs 4
