@@ -144,7 +144,16 @@ def command(argv, default_config, comm, job):
     """The command line's work in this process (comm: the processes of the run); returns the
     exit code."""
     try:
-        args = parser().parse_args(argv)
+        args, extra = parser().parse_known_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        bare = next((o for o in args.overrides if "=" not in o), None)
+        after = words[words.index(bare) + 1:][:1] if bare in words else []
+        if bare is not None and after and not after[0].startswith("-"):
+            # `--set KEY VALUE`: VALUE would be taken for the config, or be left over
+            parser().error(f"--set {bare} {after[0]}: write --set {bare}={after[0]} (one word, "
+                           "with '=')")
+        if extra:
+            parser().error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed why
         return e.code
     except BrokenPipeError:  # --help | head: the reader has all it wanted

@@ -142,6 +142,18 @@ def test_set_unknown_key_suggests(tmp_path, capsys):
     assert "training.epoch: unknown key 'epoch' (did you mean 'epochs'?)" in err
 
 
+@pytest.mark.parametrize("config_first", [True, False])
+def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsys, config_first):
+    # after the config the value is left over; before it, argparse would take it for the config
+    path = tmp_path / "exp.yaml"
+    path.write_text("", encoding="utf-8")
+    words = ["--set", "training.epochs", "2", "--out", str(tmp_path / "out")]
+    assert main([str(path), *words] if config_first else words) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--set training.epochs 2: write --set training.epochs=2 (one word, with '=')" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_set_without_equals_explains_the_form(tmp_path, capsys):
     code, err, _ = run_cli(tmp_path, capsys, "", "--set", "optimizer.lr")
     assert code == 2
