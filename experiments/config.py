@@ -406,11 +406,18 @@ def resolve(user, source, overrides=()):
         config = resolve_section(user, SCHEMA)
         check_consistency(config)
     except Invalid as e:
-        origin = next((text for key, text in reversed(overrides)
-                       if list(e.path[:len(key)]) == key[:len(e.path)]), source)
-        where = f"{origin}: {dotted(e.path)}" if e.path else origin
-        raise ConfigError(f"{where}: {e.problem}.") from None
+        mistakes = [located(each, source, overrides) for each in e.each()]
+        raise ConfigError("\n".join(mistakes)) from None
     return config
+
+
+def located(e, source, overrides):
+    """`origin: key.path: problem.` for one complaint: the --set that set the culprit or a
+    mapping holding it, else `source`."""
+    origin = next((text for key, text in reversed(overrides)
+                   if list(e.path[:len(key)]) == key[:len(e.path)]), source)
+    where = f"{origin}: {dotted(e.path)}" if e.path else origin
+    return f"{where}: {e.problem}."
 
 
 def training_examples(data):

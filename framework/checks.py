@@ -18,11 +18,21 @@ REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
 
 
 class Invalid(ValueError):
-    """A check's complaint about one value; `path` leads from the checked value to the culprit."""
+    """A check's complaint about one value; `path` leads from the checked value to the culprit.
+    `more`: complaints about other values of the same mapping (resolve_section reports all)."""
 
-    def __init__(self, problem, path=()):
+    def __init__(self, problem, path=(), more=()):
         super().__init__(problem)
-        self.problem, self.path = problem, tuple(path)
+        self.problem, self.path, self.more = problem, tuple(path), list(more)
+
+    def under(self, prefix):
+        """The same complaints, their paths led from `prefix` (one level up)."""
+        return Invalid(self.problem, tuple(prefix) + self.path,
+                       [m.under(prefix) for m in self.more])
+
+    def each(self):
+        """Every complaint, one Invalid each, the first first."""
+        return [Invalid(self.problem, self.path), *(m for more in self.more for m in more.each())]
 
 
 def describe(value):
@@ -234,24 +244,32 @@ def resolve_section(user, schema, path=()):
     if not isinstance(user, dict):
         raise Invalid(f"wrong type: expected a mapping with keys {', '.join(schema)}, got "
                       f"{describe(user)}", path)
+    problems = []  # every unknown, missing or bad key of the mapping, not only the first
     for key in user:
         if key not in schema:
             allowed = (f"allowed keys here: {', '.join(schema)}" if schema
                        else "it takes no settings")
-            raise Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}",
-                          path + (key,))
+            problems.append(Invalid(f"unknown key '{key}'{close_match(key, schema)}; {allowed}",
+                                    path + (key,)))
     resolved = {}
     for key, spec in schema.items():
-        if isinstance(spec, dict):
-            resolved[key] = resolve_section(user.get(key), spec, path + (key,))
-            continue
-        default, check = spec
-        if key not in user and default is REQUIRED:
-            raise Invalid(f"missing; it is required ({check.allowed})", path + (key,))
         try:
-            resolved[key] = check(copy.deepcopy(user.get(key, default)))
+            if isinstance(spec, dict):
+                resolved[key] = resolve_section(user.get(key), spec, path + (key,))
+                continue
+            default, check = spec
+            if key not in user and default is REQUIRED:
+                problems.append(Invalid(f"missing; it is required ({check.allowed})",
+                                        path + (key,)))
+                continue
+            try:
+                resolved[key] = check(copy.deepcopy(user.get(key, default)))
+            except Invalid as e:
+                raise e.under(path + (key,)) from None
         except Invalid as e:
-            raise Invalid(e.problem, path + (key,) + e.path) from None
+            problems.extend(e.each())
+    if problems:
+        raise Invalid(problems[0].problem, problems[0].path, problems[1:])
     return resolved
 
 

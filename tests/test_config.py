@@ -154,6 +154,20 @@ def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
+def test_every_mistake_of_a_config_is_listed_at_once(tmp_path, capsys):
+    code, err, path = run_cli(tmp_path, capsys, "data: {batchsize: 64}\n"
+                                                "training: {epocs: 3, seed: -1}\n",
+                              "--set", "logging.plot=false")
+    assert code == 2
+    for mistake in (f"{path}: data.batchsize: unknown key 'batchsize' (did you mean 'batch_size'?)",
+                    f"{path}: training.epocs: unknown key 'epocs' (did you mean 'epochs'?)",
+                    f"{path}: training.seed: out of range: -1 is not ≥ 0.",
+                    "--set logging.plot=false: logging.plot: unknown key 'plot' (did you mean "
+                    "'plots'?)"):
+        assert err.count(mistake) == 1, mistake
+    assert not (tmp_path / "out").exists()
+
+
 def test_set_without_equals_explains_the_form(tmp_path, capsys):
     code, err, _ = run_cli(tmp_path, capsys, "", "--set", "optimizer.lr")
     assert code == 2
