@@ -61,9 +61,11 @@ def read_npy(f, name):
         raise ImageError(f"{name}: a .npy image holds uint8 or float pixels, got {dtype}")
     if len(shape) == 1 and shape[0] == SIDE * SIDE:
         shape = (SIDE, SIDE)  # one flat MNIST row, as load_mnist() gives them
+    elif len(shape) > 2 and sum(n != 1 for n in shape) == 2:
+        shape = tuple(n for n in shape if n != 1)  # (1, H, W) or (H, W, 1): one channel
     if len(shape) != 2 or min(shape) < 1:
-        raise ImageError(f"{name}: a .npy image is one 2-D greyscale array (H, W), or a flat "
-                         f"MNIST row of 784; got shape {shape}")
+        raise ImageError(f"{name}: a .npy image is one greyscale array (H, W) (or (1, H, W), "
+                         f"(H, W, 1)), or a flat MNIST row of 784; got shape {shape}")
     if math.prod(shape) > MAX_PIXELS:
         raise ImageError(f"{name}: {shape[0]}x{shape[1]} pixels, more than the {MAX_PIXELS:,} "
                          "allowed; scale it down first")
@@ -76,10 +78,12 @@ def read_npy(f, name):
         if x.max() > 255:
             raise ImageError(f"{name}: integer pixels go from 0 to 255, found {x.max()}")
         return np.divide(x, 255, dtype=np.float32)
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+    if not np.isfinite(x).all():
+        raise ImageError(f"{name}: {np.count_nonzero(~np.isfinite(x)):,} pixels are NaN or "
+                         "infinite; float pixels go from 0 to 1 (pixels / 255)")
+    if x.min() < 0 or x.max() > 1:
         raise ImageError(f"{name}: float pixels go from 0 to 1 (pixels / 255, as load_mnist "
-                         f"gives them), found values from {np.nanmin(x)} to {np.nanmax(x)}"
-                         + (" and NaN or inf" if not np.isfinite(x).all() else ""))
+                         f"gives them), found values from {x.min()} to {x.max()}")
     return x.astype(np.float32)
 
 
@@ -103,6 +107,8 @@ def read_picture(f, name):
                 rgba = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
             return np.asarray(image.convert("L"), np.float32) / 255
+    except ImageError:  # ours, about a readable image: not one of Pillow's below
+        raise
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not a PNG or JPEG image (nor a .npy array)") from None
     except Image.DecompressionBombError as e:

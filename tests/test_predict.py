@@ -2,7 +2,9 @@
 on digits drawn from MNIST's test images as a person would hand them in: black on white,
 somewhere on a larger page, at another size, as PNG or JPEG."""
 import io
+import re
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -175,9 +177,30 @@ def test_an_image_too_large_is_refused_from_its_header(tmp_path):
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(bytes(data))
-    with pytest.raises(ImageError, match=f"bomb.png: 5000x5000 pixels, more than the "
-                                         f"{MAX_PIXELS:,} allowed"):
+    with pytest.raises(ImageError, match="^" + re.escape(
+            f"{bomb}: 5000x5000 pixels, more than the {MAX_PIXELS:,} allowed")):  # not "damaged"
         read_image(bomb)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (28, 28, 1)])
+def test_a_npy_image_with_its_one_channel_is_read_as_the_image(tmp_path, shape):
+    image = np.random.default_rng(5).random((28, 28)).astype(np.float32)
+    np.save(tmp_path / "flat.npy", image)
+    np.save(tmp_path / "channel.npy", image.reshape(shape))
+    np.testing.assert_array_equal(read_image(tmp_path / "channel.npy"),
+                                  read_image(tmp_path / "flat.npy"))
+    np.save(tmp_path / "rgb.npy", np.zeros((28, 28, 3), np.float32))
+    with pytest.raises(ImageError, match=r"one greyscale array .* got shape \(28, 28, 3\)"):
+        read_image(tmp_path / "rgb.npy")
+
+
+def test_a_npy_image_of_nan_is_refused_saying_so(tmp_path):
+    np.save(tmp_path / "nan.npy", np.full((28, 28), np.nan, np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning beside the message
+        with pytest.raises(ImageError, match="^" + re.escape(
+                f"{tmp_path / 'nan.npy'}: 784 pixels are NaN or infinite")):
+            read_image(tmp_path / "nan.npy")
 
 
 def test_a_pickled_npy_is_refused_unread(tmp_path):
