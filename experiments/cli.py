@@ -257,20 +257,21 @@ def interrupted(e, launcher=""):
     checkpoint = e.folder / "checkpoint.npz"
     resume = f"\n    {launcher}python train.py --resume {e.resume}"
     if e.complete and e.epoch is None:  # every run of a sweep done: only the comparison left
-        return (f"Interrupted after every run of the sweep was complete; {e.unwritten} not "
-                f"written. Write them with:{resume}")
+        return (f"Interrupted after every run of the sweep was complete; {e.unwritten} may not "
+                f"have been written. Write them with:{resume}")
     waiting = (f"{len(e.waiting)} run{'s' if len(e.waiting) > 1 else ''} of the sweep had not "
                f"started ({', '.join(e.waiting)})")
     if e.run is None and e.waiting:  # stopped between runs
         return (f"Interrupted: {waiting}; the others are done. Continue the sweep with:{resume}")
     if e.run is None and e.complete:
         return (f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
-                f"{checkpoint}); {e.unwritten} not written.")
+                f"{checkpoint}); {e.unwritten} may not have been written. Write them with:{resume}")
     if e.run is None:
         return (f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
                 f"{checkpoint}. Continue with:{resume}")
     if e.complete:
-        what = f"sweep run {e.run} had finished training; {e.unwritten} not written"
+        what = (f"sweep run {e.run} had finished training; {e.unwritten} may not have been "
+                "written")
     elif e.epoch is None:
         what = f"sweep run {e.run} had not completed an epoch"
     else:

@@ -36,7 +36,8 @@ BIAS_COLUMNS = ["step", "epoch", "layer", "batch_size", "positions", "dY_shape",
 class Interrupted(Exception):
     """Ctrl-C stopped the run; `epoch` is the last completed epoch, checkpointed in `folder`.
 
-    complete: training had finished and only `unwritten` (summary, plots) was left to write.
+    complete: training had finished and only `unwritten` (summary, plots) was left to write:
+    it may not have been written.
     resume: the folder `--resume` continues (a sweep's, when `folder` is one of its runs);
     run: which sweep run, as the message names it (None for a run of its own); others: which
     other runs of the sweep were stopped too; waiting: which had not started.
@@ -341,7 +342,7 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
         return finish(folder, metrics.records, model, earlier_seconds, started, status)
     except KeyboardInterrupt:
         raise Interrupted(folder, checkpoint.saved_epoch, complete=True,
-                          unwritten="summary.json and the plots may be") from None
+                          unwritten="summary.json and the plots") from None
 
 
 def finish(folder, history, model, earlier_seconds, started, status, **more):
@@ -364,4 +365,4 @@ def draw(folder, summary, config, log):
         plot_run(folder, [] if metrics is None else metrics.to_dict("records"), config, log)
     except KeyboardInterrupt:
         raise Interrupted(folder, summary.get("last_good_epoch", summary["epochs"]),
-                          complete=True, unwritten="the plots may be") from None
+                          complete=True, unwritten="the plots") from None

@@ -298,8 +298,8 @@ def sweep_runs(config, folder, source, runs, resume, log):
         log(f"sweep done: {len(table)} runs, best {ranked[0]}; table in "
             f"{folder / 'comparison.csv'}", always=True)
     except KeyboardInterrupt:
-        raise Interrupted(folder, None, complete=True, unwritten="comparison.csv or comparison.png "
-                          "may be") from None
+        raise Interrupted(folder, None, complete=True,
+                          unwritten="comparison.csv and comparison.png") from None
     return table
 
 

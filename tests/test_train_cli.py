@@ -373,3 +373,12 @@ def test_a_cnn_run_resumed_after_ctrl_c_equals_the_uninterrupted_one(mnist_files
     for key in a["model"]:  # BatchNorm's running statistics included
         np.testing.assert_array_equal(a["model"][key], b["model"][key], err_msg=key)
     assert "batchnorm1.running_var" in a["model"]
+
+
+def test_ctrl_c_after_training_says_what_may_be_unwritten_and_how_to_write_it(tmp_path):
+    from experiments.cli import interrupted
+    from experiments.run import Interrupted
+    said = interrupted(Interrupted(tmp_path, 3, complete=True, unwritten="the plots"))
+    assert said == (f"Interrupted after training was complete (all 3 epochs are saved in "
+                    f"{tmp_path / 'checkpoint.npz'}); the plots may not have been written. Write "
+                    f"them with:\n    python train.py --resume {tmp_path}")
