@@ -185,7 +185,7 @@ class Processes:
 
     def submit(self, fn, job):
         for worker in [w for w in self.workers if w[1].done() and not alive(w[1])]:
-            worker[0].shutdown(wait=False)
+            worker[0].shutdown()
             self.workers.remove(worker)
         free = [w for w in self.workers if not w[2] or w[1].done()]
         if not free:
@@ -201,8 +201,11 @@ class Processes:
         return self.workers[-1][1]
 
     def close(self):
+        """Ends the workers (their runs are over), waiting for each to exit. A pool still ending
+        when the interpreter exits races with concurrent.futures' exit hook, which may write to
+        the pipe the pool is closing: an OSError traceback after the sweep's last words."""
         for pool, _, _ in self.workers:
-            pool.shutdown(wait=False)
+            pool.shutdown()
         self.workers = []
 
 
