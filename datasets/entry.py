@@ -56,8 +56,8 @@ class Dataset:
 
     @classmethod
     def about(cls):
-        """The entry's line in --help: its docstring's first line."""
-        return (inspect.getdoc(cls) or "").split("\n", 1)[0]
+        """The entry's words in --help: its docstring's first paragraph."""
+        return " ".join((inspect.getdoc(cls) or "").split("\n\n", 1)[0].split())
 
     def load(self, rng, progress=None, log=print):
         """((x_train, t_train), (x_test, t_test) or None); rng: the run's numpy Generator."""

@@ -49,8 +49,8 @@ before any work starts. The run folder (default runs/<date>-<time>-<name>) gets
 config.yaml (resolved), log.txt, metrics.csv, steps.csv, bias_grads.csv, bias_sum.npz,
 checkpoint.npz (every epoch), best.npz (best validation accuracy), summary.json, and with
 matplotlib curves.png, bias_grads.png and bias_sum.png (db as dY's column sums, drawn)
-(--eval adds confusion.png and mistakes.png; --plots draws them again, e.g. after installing
-matplotlib). Configs name
+(--plots draws these again, e.g. after installing matplotlib; --eval adds confusion.png and
+mistakes.png). Configs name
 constructor arguments shortly: conv2d's out, kernel, pad are Conv2D's out_channels,
 kernel_size, padding (the layers list above).
 

@@ -430,19 +430,20 @@ def check_consistency(config):
     """Checks between settings: output layer vs classes, sizes, patience."""
     model, data = config["model"], config["data"]
     described = dataset(data)
+    which = data["dataset"] if data.get("path") is None else f"{data['path']}"  # a file: its name
     last = model[-1]
     if not (isinstance(last, dict) and "affine" in last):
         raise Invalid("the last layer must be an affine layer (one output per class), got "
                       f"'{layer_kind(last)}'", ("model", len(model) - 1))
     if last["affine"]["out"] != described.classes:
         raise Invalid(f"out of range: the output layer has {last['affine']['out']} units but "
-                      f"{data['dataset']} has {described.classes} classes",
+                      f"{which} has {described.classes} classes",
                       ("model", len(model) - 1, "affine", "out"))
 
     available = described.sizes["train"]
     if data["validation"] >= available:
         raise Invalid(f"out of range: {data['validation']} is not < {available}, the training "
-                      f"examples of {data['dataset']}", ("data", "validation"))
+                      f"examples of {which}", ("data", "validation"))
     left = available - data["validation"]
     if data["subset"] is not None and data["subset"] > left:
         raise Invalid(f"out of range: {data['subset']} is more than the {left} training examples "

@@ -55,7 +55,7 @@ def title(figure, *lines):
 def whole_numbers(axis):
     """Ticks on whole numbers only (epochs, steps, classes)."""
     from matplotlib.ticker import MaxNLocator
-    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: the tick 1
 
 
 def percent(axis):

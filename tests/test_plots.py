@@ -207,3 +207,14 @@ def test_plots_refuses_a_csv_with_text_where_numbers_belong(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith(f"{steps}: the column 'step' holds text where numbers belong")
     assert not (run / "curves.png").exists()
+
+
+def test_an_axis_of_one_epoch_shows_that_epoch_not_fractions_of_it():
+    from experiments.plots import whole_numbers
+    figure, ax = plt.subplots()
+    ax.plot([1], [0.5], "o")  # a sweep's runs of one epoch each
+    whole_numbers(ax.xaxis)
+    low, high = ax.get_xlim()
+    shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
+    plt.close(figure)
+    assert shown == [1.0]

@@ -222,3 +222,12 @@ def test_a_npz_is_read_without_pickle(tmp_path):
     path = bad(tmp_path, x_train=np.array([{}, 1], dtype=object), t_train=t20)
     with pytest.raises(ValueError, match="object items"):
         File(str(path))
+
+
+def test_an_output_layer_that_does_not_fit_the_files_classes_names_the_file(tmp_path, capsys):
+    x, t = blobs()
+    path = npz(tmp_path / "mine.npz", x, t)
+    code, _, err = train(tmp_path, capsys, path, MLP, "model.2.affine.out=4")
+    assert code == 2
+    assert (f"model.2.affine.out: out of range: the output layer has 4 units but {path} has 3 "
+            "classes") in " ".join(err.split())
