@@ -273,8 +273,8 @@ class IDXImages(Dataset):
         missing = [spec for spec in table.files.values() if not (root / spec.name).exists()]
         if missing:
             size = sum(spec.size for spec in missing) / 1e6
-            log(f"data: downloading {table.name} ({size:.0f} MB, {len(missing)} files) "
-                f"into {root}")
+            log(f"data: fetching {table.name} ({size:.0f} MB, {len(missing)} files) from its "
+                f"mirrors (web addresses or folders) into {root}")
         # uint8 as stored: train.py splits them, then scales each split once (splitting float32
         # images would hold two copies of the training set at once).
         loaded = load_mnist(root, mirrors=self.mirrors, progress=progress, name=self.files,
