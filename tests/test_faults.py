@@ -422,8 +422,13 @@ def test_ctrl_c_while_the_summary_is_written_says_training_is_complete(tmp_path,
     assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 130
     err = err_of(capsys)
     assert "after training was complete" in err and "all 3 epochs are saved" in err
-    assert "--resume" not in err
     assert F.load(out / "checkpoint.npz")["epoch"] == 3
+    assert err.endswith(f"may not have been written. Write them with: python train.py --resume "
+                        f"{out}")
+    monkeypatch.undo()
+    assert not (out / "summary.json").exists()
+    assert main(["--resume", str(out), "--quiet"]) == 0  # what the message says to do
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 3
 
 
 def test_output_piped_into_head_ends_quietly_and_the_run_completes(tmp_path):
