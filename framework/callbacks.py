@@ -259,14 +259,16 @@ class Checkpoint(Callback):
         self.path, self.rng, self.previous = path, rng, list(history)
         self.best, self.extra, self.process_rng = best, extra, process_rng
         self.best_acc = max((r["val_acc"] for r in self.previous if "val_acc" in r), default=None)
-        self.state = self.saved_epoch = self.process_rngs = None
+        self.state = self.saved_epoch = self.process_rngs = self.complete = None
 
     def on_fit_start(self, state):
         self.state = state
+        self.complete = self.epochs_done()
         self.gather_process_rngs()
         self.save(self.path)
 
     def on_epoch_end(self, state):
+        self.complete = self.epochs_done()  # every callback before this one has ended the epoch
         self.gather_process_rngs()
         self.save(self.path)
         acc = state.record.get("val_acc")
@@ -300,9 +302,11 @@ class Checkpoint(Callback):
             self.saved_epoch = self.epochs_done()
 
     def ensure_saved(self):
-        """After Ctrl-C: the last completed epoch must be on disk (the signal may have hit its
-        save)."""
-        if self.state is not None and self.saved_epoch != self.epochs_done():
+        """After Ctrl-C: the last complete epoch must be on disk (the signal may have hit its
+        save). An epoch is complete once every callback before this one has ended it: one that
+        Ctrl-C stopped earlier (in its test evaluation, before its rows were written) is not
+        saved, and a resume runs it again from the epoch before."""
+        if self.state is not None and self.saved_epoch != self.complete:
             self.save(self.path)
 
 

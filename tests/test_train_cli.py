@@ -162,6 +162,35 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, capsys, ctrl_c_in
             == (tmp_path / "straight" / "bias_grads.csv").read_bytes())
 
 
+@pytest.mark.parametrize("where", ["Evaluate", "StepsCSV", "MetricsCSV"])
+def test_ctrl_c_in_an_epochs_end_before_its_checkpoint_saves_the_epoch_before(tmp_path, capsys,
+                                                                           monkeypatch, where):
+    # The epoch's record is in the history once its steps are done, but its test scores and its
+    # rows come after: an epoch saved without them would be resumed after, never completed.
+    import experiments.run
+    owner = F if where == "Evaluate" else experiments.run
+    cls = getattr(owner, where)
+    real = cls.on_epoch_end
+
+    def ctrl_c_after_epoch_2s_part(self, state):
+        real(self, state)
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    config = tiny_config(tmp_path)
+    assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
+    monkeypatch.setattr(cls, "on_epoch_end", ctrl_c_after_epoch_2s_part)
+    out = tmp_path / "interrupted"
+    assert main([config, "--out", str(out), "--quiet"]) == 130
+    monkeypatch.undo()
+    assert "Epoch 1 is the last completed one" in " ".join(capsys.readouterr().err.split())
+    assert F.load(out / "checkpoint.npz")["epoch"] == 1
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    assert metrics_without_time(out) == metrics_without_time(tmp_path / "straight")
+    for name in ("steps.csv", "bias_grads.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
 def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
     saved = F.Checkpoint.save
 
