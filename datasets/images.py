@@ -28,8 +28,9 @@ class ImageError(ValueError):
 def read_image(source, name=None) -> np.ndarray:
     """A greyscale image, (H, W) float32 in [0, 1] (1 is white), from a path or a binary file
     object: PNG or JPEG (transparent parts count as white paper; a photo is turned upright by
-    its EXIF orientation), or a .npy array of shape (H, W) (or (784,) for one MNIST row), uint8
-    or float in [0, 1]. At most MAX_PIXELS pixels, checked from the header before decoding."""
+    its EXIF orientation), or a .npy array of shape (H, W) (axes of length 1 aside: (1, H, W),
+    (H, W, 1)) or of one MNIST row ((784,), (1, 784)), uint8 or float in [0, 1]. At most
+    MAX_PIXELS pixels, checked from the header before decoding."""
     name = str(name or source)
     try:
         f = open(source, "rb") if not hasattr(source, "read") else source
@@ -59,13 +60,13 @@ def read_npy(f, name):
         raise ImageError(f"{name}: not a readable .npy file ({e})") from None
     if dtype.kind not in "uf" or dtype.itemsize > 8:
         raise ImageError(f"{name}: a .npy image holds uint8 or float pixels, got {dtype}")
-    if len(shape) == 1 and shape[0] == SIDE * SIDE:
+    given = shape
+    shape = tuple(n for n in shape if n != 1)  # (1, H, W), (H, W, 1), a batch of one flat row
+    if shape == (SIDE * SIDE,):
         shape = (SIDE, SIDE)  # one flat MNIST row, as load_mnist() gives them
-    elif len(shape) > 2 and sum(n != 1 for n in shape) == 2:
-        shape = tuple(n for n in shape if n != 1)  # (1, H, W) or (H, W, 1): one channel
     if len(shape) != 2 or min(shape) < 1:
         raise ImageError(f"{name}: a .npy image is one greyscale array (H, W) (or (1, H, W), "
-                         f"(H, W, 1)), or a flat MNIST row of 784; got shape {shape}")
+                         f"(H, W, 1)), or a flat MNIST row of 784; got shape {given}")
     if math.prod(shape) > MAX_PIXELS:
         raise ImageError(f"{name}: {shape[0]}x{shape[1]} pixels, more than the {MAX_PIXELS:,} "
                          "allowed; scale it down first")

@@ -182,8 +182,9 @@ def test_an_image_too_large_is_refused_from_its_header(tmp_path):
         read_image(bomb)
 
 
-@pytest.mark.parametrize("shape", [(1, 28, 28), (28, 28, 1)])
-def test_a_npy_image_with_its_one_channel_is_read_as_the_image(tmp_path, shape):
+@pytest.mark.parametrize("shape", [(1, 28, 28), (28, 28, 1), (1, 784), (784, 1), (1, 1, 28, 28)])
+def test_a_npy_image_with_axes_of_one_is_read_as_the_image(tmp_path, shape):
+    # (1, 784) is x_test[:1]: a batch of one flat row, not a picture 1 pixel high
     image = np.random.default_rng(5).random((28, 28)).astype(np.float32)
     np.save(tmp_path / "flat.npy", image)
     np.save(tmp_path / "channel.npy", image.reshape(shape))
