@@ -5,7 +5,6 @@ like an MNIST digit (datasets.images.mnist_like); every image is read and checke
 first prediction. With --show, a picture of each input beside what the model saw and its
 probabilities goes into --out DIR or the current folder, never into a run's folder.
 """
-import math
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .yamlfile import ConfigError
 
 TOP = 3  # probabilities printed per image
 MNIST_SIDE = 28
+DIGIT_SHAPES = ((MNIST_SIDE * MNIST_SIDE,), (MNIST_SIDE, MNIST_SIDE), (1, MNIST_SIDE, MNIST_SIDE))
 
 
 def predict_images(given, images, show, out, log):
@@ -47,7 +47,11 @@ def predict_images(given, images, show, out, log):
     log(f"model: {path}{which}")
     written = set()
     for name, grey, seen in inputs:
-        p = model.predict_proba(seen.reshape((1,) + shape))[0]
+        try:
+            p = model.predict_proba(seen.reshape((1,) + shape))[0]
+        except ValueError as e:  # a model saved without its input shape, guessed wrong
+            raise ConfigError(f"--predict {given}: the model does not take a 28x28 digit: {e}") \
+                from None
         top = np.argsort(-p, kind="stable")[:TOP]
         log(f"{name}: {top[0]}  (" + ", ".join(f"{k}: {p[k]:.1%}" for k in top) + ")",
             always=True)
@@ -63,11 +67,11 @@ def model_input(model, state, given):
     """The shape of one example the model takes, refused unless it is a 28x28 image trained on
     digits (mnist_like makes digits as MNIST's were made)."""
     first = model.layers[0]
-    shape = model.input_shape or ((first.in_features,) if hasattr(first, "in_features")
-                                  else (1, MNIST_SIDE, MNIST_SIDE))
-    if math.prod(shape) != MNIST_SIDE * MNIST_SIDE:
-        raise ConfigError(f"--predict {given}: this model takes examples of shape {shape}, not "
-                          "28x28 images")
+    shape = model.input_shape or ((first.in_features,) if hasattr(first, "in_features") else
+                                  (getattr(first, "in_channels", 1), MNIST_SIDE, MNIST_SIDE))
+    if tuple(shape) not in DIGIT_SHAPES:
+        raise ConfigError(f"--predict {given}: this model takes examples of shape "
+                          f"{tuple(shape)}, not 28x28 greyscale images")
     config = state.get("config")
     dataset = config.get("data", {}).get("dataset") if isinstance(config, dict) else None
     if dataset is not None and getattr(DATASETS.get(dataset), "photo", None) is not mnist_like:

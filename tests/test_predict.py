@@ -236,4 +236,29 @@ def test_a_model_for_other_inputs_is_refused(tmp_path, capsys):
     digit = tmp_path / "digit.png"
     Image.new("L", (8, 8), 255).save(digit)
     assert main(["--predict", str(path), str(digit)]) == 2
-    assert "takes examples of shape (8,), not 28x28 images" in stderr(capsys)
+    assert "takes examples of shape (8,), not 28x28 greyscale images" in stderr(capsys)
+
+
+@pytest.mark.parametrize("layers, input_shape", [
+    # 784 numbers, but not a digit's: 4 maps of 14x14, or 3 colour channels
+    ([F.Flatten(), F.Affine(784, 3)], (4, 14, 14)),
+    ([F.Conv2D(3, 2, 3), F.Flatten(), F.Affine(2 * 26 * 26, 3)], None),  # no input_shape saved
+])
+def test_a_model_for_other_images_is_refused(tmp_path, capsys, layers, input_shape):
+    path = tmp_path / "other.npz"
+    F.Sequential(*layers, input_shape=input_shape).save(path)
+    digit = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(digit)
+    assert main(["--predict", str(path), str(digit)]) == 2
+    shape = input_shape or (3, 28, 28)
+    assert f"takes examples of shape {shape}, not 28x28 greyscale images" in stderr(capsys)
+
+
+def test_a_model_saved_without_its_input_shape_that_refuses_a_digit_says_so(tmp_path, capsys,
+                                                                            mnist):
+    path = tmp_path / "guess.npz"  # a Flatten first says nothing of the images it takes
+    F.Sequential(F.Flatten(), F.Affine(100, 3)).save(path)
+    np.save(tmp_path / "digit.npy", mnist[1][0][0])
+    assert main(["--predict", str(path), str(tmp_path / "digit.npy")]) == 2
+    said = stderr(capsys)
+    assert "the model does not take a 28x28 digit: affine1: expects a batch of 100" in said
