@@ -187,11 +187,14 @@ class Processes:
         for worker in [w for w in self.workers if w[1].done() and not alive(w[1])]:
             worker[0].shutdown()
             self.workers.remove(worker)
-        free = [w for w in self.workers if not w[2] or w[1].done()]
-        if not free:
-            return self.start_worker(fn, job)
-        free[0][1:] = free[0][0].submit(fn, job), True
-        return free[0][1]
+        for worker in [w for w in self.workers if not w[2] or w[1].done()]:
+            try:
+                worker[1:] = worker[0].submit(fn, job), True
+                return worker[1]
+            except BrokenProcessPool:  # it died between jobs (killed, out of memory)
+                worker[0].shutdown()
+                self.workers.remove(worker)
+        return self.start_worker(fn, job)
 
     def start_worker(self, fn, job, run=True):
         """A new worker process, given its first job; the job's future."""
@@ -264,7 +267,8 @@ def outcome(future):
     except BrokenProcessPool:
         return {**summarize([], "failed"),
                 "error": "its worker process died (killed by a signal such as SIGKILL, or out "
-                         "of memory); --resume continues it from its last checkpoint"}
+                         "of memory); --resume runs it again, from its last checkpoint if it "
+                         "saved one"}
     except Exception as e:  # e.g. a Dask worker lost with the run
         reason = " ".join(str(e).split())  # one paragraph: Dask's messages span lines
         return {**summarize([], "failed"), "error": f"{type(e).__name__}: {reason}"}

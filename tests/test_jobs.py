@@ -342,3 +342,20 @@ def test_a_sweep_starts_no_more_workers_than_it_has_runs_left(monkeypatch):
     executor = executor_for({"scheduler": None, "jobs": 4}, 2, lambda message: None)
     assert executor.at_once == 2  # a resume with 2 runs left starts 2 workers, not 4 ...
     assert executor.threads == max(1, cores() // 4)  # ... each with the threads of --jobs 4
+
+
+def test_a_worker_that_dies_between_jobs_is_replaced_not_handed_the_next():
+    from experiments.workers import Processes
+    executor = Processes(1, 1)
+    try:
+        idle = int(executor.submit(os.readlink, "/proc/self").result(HANG_GUARD))
+        os.kill(idle, signal.SIGKILL)
+        deadline = time.monotonic() + HANG_GUARD
+        while alive(idle):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # for the pool to see its process gone
+        new = int(executor.submit(os.readlink, "/proc/self").result(HANG_GUARD))
+        assert new != idle
+    finally:
+        executor.close()
