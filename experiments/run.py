@@ -216,8 +216,7 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
         log.detail(f"--- resolved config\n{dump(config).rstrip()}\n---")
         summary = train(config, folder, log, resume, progress=config["logging"]["progress"]
                         if console != "off" else False, stop=stop, comm=comm)
-        if config["logging"]["plots"]:
-            draw(folder, summary, config, log)
+        conclude(folder, summary, config, log)
         if summary["status"] == "diverged":
             log(f"diverged: {summary['error']}", screen=False)  # the caller says what to do
         else:
@@ -327,7 +326,7 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
     except F.NonFiniteError as e:  # every process stops at the same step: it sees the same sums
         if not writes:
             return {"status": "diverged"}
-        return finish(folder, metrics.records, model, earlier_seconds, started, "diverged",
+        return finish(metrics.records, model, earlier_seconds, started, "diverged",
                       error=str(e), last_good_epoch=checkpoint.saved_epoch)
     status = "finished"
     if cut:
@@ -338,31 +337,32 @@ def train(config, folder, log, resume, progress, stop, comm=LOCAL):
             "evaluations")
     if not writes:
         return {"status": status}
-    try:
-        return finish(folder, metrics.records, model, earlier_seconds, started, status)
-    except KeyboardInterrupt:
-        raise Interrupted(folder, checkpoint.saved_epoch, complete=True,
-                          unwritten="summary.json and the plots") from None
+    return finish(metrics.records, model, earlier_seconds, started, status)
 
 
-def finish(folder, history, model, earlier_seconds, started, status, **more):
-    """Writes summary.json; returns the summary. wall_seconds adds the time of the processes
-    that ran this run before a resume; `more` (a diverged run's error and the epoch of its last
-    finite checkpoint) joins the summary."""
+def finish(history, model, earlier_seconds, started, status, **more):
+    """The run's summary. wall_seconds adds the time of the processes that ran this run before a
+    resume; `more` (a diverged run's error and the epoch of its last finite checkpoint) joins
+    it."""
     summary = summarize(history, status)
     summary.update(parameters=parameter_count(model),
                    wall_seconds=round(earlier_seconds + time.perf_counter() - started, 3), **more)
-    write_summary(folder, summary)
     return summary
 
 
-def draw(folder, summary, config, log):
-    """The run's pictures, from its files, once train() has returned. matplotlib's parsers
-    leave reference cycles that hold the frames below them until Python's cycle collector runs:
-    drawn inside train(), they kept the run's data alive into the next run of a sweep's worker."""
-    metrics = read_csv(folder / "metrics.csv")
+def conclude(folder, summary, config, log):
+    """The run's pictures, from its files, then summary.json, once train() has returned.
+
+    The summary comes last: a run folder with one is done (a sweep's --resume passes it by), so
+    Ctrl-C before it leaves a run that --resume completes. The pictures wait for train() to
+    return because matplotlib's parsers leave reference cycles that hold the frames below them
+    until Python's cycle collector runs: drawn inside train(), they kept the run's data alive
+    into the next run of a sweep's worker."""
     try:
-        plot_run(folder, [] if metrics is None else metrics.to_dict("records"), config, log)
+        if config["logging"]["plots"]:
+            metrics = read_csv(folder / "metrics.csv")
+            plot_run(folder, [] if metrics is None else metrics.to_dict("records"), config, log)
+        write_summary(folder, summary)
     except KeyboardInterrupt:
         raise Interrupted(folder, summary.get("last_good_epoch", summary["epochs"]),
-                          complete=True, unwritten="the plots") from None
+                          complete=True, unwritten="summary.json and the plots") from None

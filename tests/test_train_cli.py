@@ -411,3 +411,23 @@ def test_ctrl_c_after_training_says_what_may_be_unwritten_and_how_to_write_it(tm
     assert said == (f"Interrupted after training was complete (all 3 epochs are saved in "
                     f"{tmp_path / 'checkpoint.npz'}); the plots may not have been written. Write "
                     f"them with:\n    python train.py --resume {tmp_path}")
+
+
+def test_ctrl_c_while_the_plots_are_drawn_leaves_a_run_that_resume_completes(tmp_path, capsys,
+                                                                            monkeypatch):
+    pytest.importorskip("matplotlib")
+    import experiments.run
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments.run, "plot_run", ctrl_c)
+    out = tmp_path / "run"
+    config = tiny_config(tmp_path)
+    assert main([config, "--out", str(out), "--quiet", "--set", "logging.plots=true"]) == 130
+    monkeypatch.undo()
+    assert "summary.json and the plots may not have been written" in " ".join(
+        capsys.readouterr().err.split())
+    assert not (out / "summary.json").exists()  # so that a sweep's --resume does not pass it by
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    assert (out / "summary.json").exists() and (out / "curves.png").exists()
