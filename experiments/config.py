@@ -210,6 +210,7 @@ MAX_GRID_VALUES = 1000  # as sweep.MAX_RUNS: no list of a grid can be longer tha
 
 
 MAX_JOBS = 256  # runs at once: beyond what one machine's cores (or a sweep's runs) can use
+MAX_EPOCHS = 1_000_000  # a warm-up or step of a schedule: longer than any run (1e308 overflows)
 
 
 class SearchSpace(Check):
@@ -358,10 +359,10 @@ SCHEMA = {
     "optimizer": ({"name": "adam"}, OptimizerSection()),  # name, then that optimizer's settings
     "schedule": {
         "name": ("cosine", OneOf("none", "step", "cosine")),  # how lr changes over the steps
-        "warmup_epochs": (0.0, Real(0)),  # linear warm-up from ~0 to lr over this many epochs
+        "warmup_epochs": (0.0, Real(0, MAX_EPOCHS)),  # linear warm-up from ~0 to lr over these
         "final_lr": (0.0, Real(0)),  # cosine: the lr of the last step
         # step: multiply lr by gamma every this many epochs (counted after any warm-up)
-        "step_epochs": (1.0, Real(0, low_open=True)),
+        "step_epochs": (1.0, Real(0, MAX_EPOCHS, low_open=True)),
         "gamma": (0.1, Real(0, low_open=True)),  # step: the factor
     },
     "training": {

@@ -78,6 +78,8 @@ def parse_yaml(text, source):
         raise ConfigError(f"{source}: {where}: not valid YAML: {problem}{context}.") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {e}.") from None
+    except ValueError as e:  # a number YAML cannot make: Python's limit of 4300 digits
+        raise ConfigError(f"{source}: a value YAML cannot read: {str(e).split(';')[0]}.") from None
 
 
 def read_mapping(path, sections):

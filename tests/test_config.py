@@ -136,6 +136,20 @@ def test_bad_set_value_names_the_override(tmp_path, capsys):
     assert "--set data.batch_size=0: data.batch_size: out of range: 0 is not ≥ 1" in err
 
 
+@pytest.mark.parametrize("setting", ["schedule.warmup_epochs=1e308",
+                                     "schedule.step_epochs=1e308"])
+def test_a_schedule_longer_than_any_run_is_refused_before_it_overflows(tmp_path, capsys, setting):
+    code, err, _ = run_cli(tmp_path, capsys, "", "--set", setting)
+    assert code == 2
+    assert f"--set {setting}: {setting.split('=')[0]}: out of range: 1e+308 is not" in err
+
+
+def test_a_number_too_long_for_python_is_refused_as_config(tmp_path, capsys):
+    code, err, path = run_cli(tmp_path, capsys, f"training: {{seed: {'9' * 5000}}}\n")
+    assert code == 2
+    assert f"{path}: a value YAML cannot read: Exceeds the limit (4300 digits)" in err
+
+
 def test_set_unknown_key_suggests(tmp_path, capsys):
     code, err, _ = run_cli(tmp_path, capsys, "", "--set", "training.epoch=3")
     assert code == 2
