@@ -111,7 +111,10 @@ def evaluate(path, given, data_dir, log, overrides):
         raise ConfigError(f"--eval {given}: {config['data']['dataset']} has no test set to "
                           "evaluate on; the run's validation accuracy is in its metrics.csv.")
     x, t = data.test
-    p = model.predict_proba(x)
+    try:
+        p = model.predict_proba(x)
+    except ValueError as e:  # outputs that are not finite: weights that overflow on these data
+        raise ConfigError(f"--eval {given}: {e}.") from None
     predicted = p.argmax(axis=1)
     which = "best validation accuracy" if path.name == "best.npz" else "last"
     epoch = state.get("epoch")

@@ -53,11 +53,20 @@ class Sequential:
     def predict_proba(self, x, batch_size=250):
         """Class probabilities (softmax of the outputs) in eval mode, in batches: (N, C) for a
         batch, (0, C) for an empty one, (C,) for one example (see as_batch)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"predict: batch_size is a number of examples (1 or more), got "
+                             f"{batch_size!r}")
         batch, one = self.as_batch(np.asarray(x))
         softmax = Softmax()
         # An empty batch goes through the layers once, as PyTorch's would: (0, C) comes out.
         p = np.concatenate([softmax.forward(self.forward(batch[i:i + batch_size], train=False))
                             for i in range(0, max(len(batch), 1), batch_size)])
+        bad = np.flatnonzero(~np.isfinite(p).all(axis=1))
+        if len(bad):  # argmax would call them class 0
+            raise ValueError(f"predict: the outputs for {len(bad)} example(s) are NaN or infinite "
+                             f"(the first: example {bad[0]}); do their inputs hold NaN or "
+                             "infinity?")
         return p[0] if one else p
 
     def as_batch(self, x):
@@ -70,6 +79,9 @@ class Sequential:
         so (1, 784) is a batch of one. Anything else, such as channels last ((8, 8, 3) for
         (3, 8, 8)), is refused: reshaping it would mix pixels of different channels."""
         shape = self.input_shape
+        if shape is None and x.ndim == 0:
+            raise ValueError("predict: x is one number (shape ()); give an example (a 1-D array) "
+                             "or a batch")
         if shape is None:
             return (x[None], True) if x.ndim == 1 else (x, False)
         if x.shape == shape:

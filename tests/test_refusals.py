@@ -141,3 +141,17 @@ def test_a_greyscale_image_is_one_example_for_a_model_of_flat_inputs():
     np.testing.assert_array_equal(model.predict(x.reshape(3, 28, 28)), expected)
     with pytest.raises(ValueError, match=r"shape \(4, 14, 14\)"):
         model.predict(x[0].reshape(4, 14, 14))  # which flattening? not ours to guess
+
+
+def test_predict_refuses_what_it_would_otherwise_call_class_0():
+    model = F.Sequential(F.Affine(4, 3, rng=np.random.default_rng(0)))  # no input_shape
+    x = np.ones((3, 4), np.float32)
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"outputs for 1 example\(s\) are NaN or infinite \(the "
+                                         r"first: example 1\)"):
+        model.predict(x)
+    with pytest.raises(ValueError, match=r"x is one number \(shape \(\)\)"):
+        model.predict(np.float32(1))
+    for size in (0, -1, None, 2.5, True):
+        with pytest.raises(ValueError, match=f"batch_size is a number of examples.*{size!r}"):
+            model.predict(x, batch_size=size)
