@@ -262,7 +262,9 @@ def interrupted(e, launcher=""):
     waiting = (f"{len(e.waiting)} run{'s' if len(e.waiting) > 1 else ''} of the sweep had not "
                f"started ({', '.join(e.waiting)})")
     if e.run is None and e.waiting:  # stopped between runs
-        return (f"Interrupted: {waiting}; the others are done. Continue the sweep with:{resume}")
+        done = (f"the {e.done} other{'s are' if e.done > 1 else ' is'} done" if e.done
+                else "none had finished")
+        return f"Interrupted: {waiting}; {done}. Continue the sweep with:{resume}"
     if e.run is None and e.complete:
         return (f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
                 f"{checkpoint}); {e.unwritten} may not have been written. Write them with:{resume}")

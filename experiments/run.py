@@ -40,15 +40,16 @@ class Interrupted(Exception):
     it may not have been written.
     resume: the folder `--resume` continues (a sweep's, when `folder` is one of its runs);
     run: which sweep run, as the message names it (None for a run of its own); others: which
-    other runs of the sweep were stopped too; waiting: which had not started.
+    other runs of the sweep were stopped too; waiting: which had not started; done: how many
+    were done, for a stop between runs.
     """
 
     def __init__(self, folder, epoch, complete=False, unwritten="", resume=None, run=None,
-                 others=(), waiting=()):
+                 others=(), waiting=(), done=0):
         super().__init__("interrupted" + (f" after epoch {epoch}" if epoch is not None else ""))
         self.folder, self.epoch, self.complete, self.unwritten = folder, epoch, complete, unwritten
         self.resume, self.run, self.others = resume if resume is not None else folder, run, others
-        self.waiting = waiting
+        self.waiting, self.done = waiting, done
 
 
 class BiasCSV:

@@ -308,8 +308,10 @@ def interrupted(stopped, waiting, summaries, folder):
     runs `waiting` had not started: the first stopped one's checkpoint is named, then the
     others."""
     if not stopped:
-        return Interrupted(folder, None, resume=folder,
-                           waiting=[job["which"] for job in waiting])
+        done = sum(s.get("status") not in ("interrupted", "not started")
+                   for s in summaries.values())
+        return Interrupted(folder, None, resume=folder, waiting=[job["which"] for job in waiting],
+                           done=done)
     first = stopped[0]
     summary = summaries[first["index"]]
     return Interrupted(folder / Path(first["folder"]).name, summary.get("last_good_epoch"),

@@ -259,8 +259,11 @@ def test_the_console_has_a_line_per_run_and_the_table_the_runs_logs_the_rest(tmp
 def test_ctrl_c_between_runs_names_the_runs_not_started(tmp_path):
     from experiments.cli import interrupted
     from experiments.run import Interrupted
-    said = interrupted(Interrupted(tmp_path, None, resume=tmp_path,
+    said = interrupted(Interrupted(tmp_path, None, resume=tmp_path, done=2,
                                    waiting=["3/4 (training.seed=3)", "4/4 (training.seed=4)"]))
     assert said.startswith("Interrupted: 2 runs of the sweep had not started (3/4 "
-                           "(training.seed=3), 4/4 (training.seed=4)); the others are done.")
+                           "(training.seed=3), 4/4 (training.seed=4)); the 2 others are done.")
     assert said.endswith(f"python train.py --resume {tmp_path}")
+    none = interrupted(Interrupted(tmp_path, None, resume=tmp_path, waiting=["1/1 (a=1)"]))
+    assert none.startswith("Interrupted: 1 run of the sweep had not started (1/1 (a=1)); none "
+                           "had finished.")  # not "the others are done": there are none
