@@ -207,8 +207,11 @@ class Processes:
         """Ends the workers (their runs are over), waiting for each to exit. A pool still ending
         when the interpreter exits races with concurrent.futures' exit hook, which may write to
         the pipe the pool is closing: an OSError traceback after the sweep's last words."""
-        for pool, _, _ in self.workers:
-            pool.shutdown()
+        ending = [threading.Thread(target=pool.shutdown) for pool, _, _ in self.workers]
+        for thread in ending:  # all at once: each waits for a process to exit
+            thread.start()
+        for thread in ending:
+            thread.join()
         self.workers = []
 
 
