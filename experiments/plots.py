@@ -90,15 +90,18 @@ def save(plt, figure, path):
 # ---- a run: curves.png and bias_grads.png
 
 def plot_run(folder, history, config, log):
-    """curves.png and bias_grads.png of the run in `folder`, from its history (metrics.csv's
-    rows), steps.csv and bias_grads.csv."""
+    """curves.png, bias_grads.png and bias_sum.png of the run in `folder`, from its history
+    (metrics.csv's rows), steps.csv, bias_grads.csv and bias_sum.npz; without history (a run
+    that diverged in its first epoch), the bias pictures of the steps it logged."""
     plt = pyplot(log)
-    if plt is None or not history:
+    if plt is None:
         return
-    metrics, steps = pd.DataFrame(history), read_csv(folder / "steps.csv")
     loss = F.LOSSES[config["loss"]]  # what its output layer's dY and bias identity are
-    save(plt, draw_curves(plt, folder.name, metrics, steps, config), folder / "curves.png")
-    written = [folder / "curves.png"]
+    written = []
+    if history:
+        metrics, steps = pd.DataFrame(history), read_csv(folder / "steps.csv")
+        save(plt, draw_curves(plt, folder.name, metrics, steps, config), folder / "curves.png")
+        written.append(folder / "curves.png")
     bias = read_csv(folder / "bias_grads.csv")
     if bias is not None:
         full = bias[bias["batch_size"] == config["data"]["batch_size"]]
@@ -108,7 +111,8 @@ def plot_run(folder, history, config, log):
     picture = plot_bias_sum(plt, folder, loss)
     if picture is not None:
         written.append(picture)
-    log("plots: " + ", ".join(map(str, written)))
+    if written:
+        log("plots: " + ", ".join(map(str, written)))
 
 
 def draw_curves(plt, name, metrics, steps, config):

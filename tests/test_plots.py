@@ -218,3 +218,11 @@ def test_an_axis_of_one_epoch_shows_that_epoch_not_fractions_of_it():
     shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
     plt.close(figure)
     assert shown == [1.0]
+
+
+def test_a_run_that_diverges_in_its_first_epoch_still_gets_its_bias_pictures(tmp_path):
+    out = tmp_path / "run"  # an lr so large that the first epoch overflows
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet", "--set", "optimizer.name=sgd",
+                 "--set", "optimizer.lr=1e30", "--set", "logging.plots=true"]) == 3
+    assert not (out / "curves.png").exists()  # no epoch ended: no curves to draw
+    assert (out / "bias_sum.png").exists() and (out / "bias_grads.png").exists()
