@@ -86,31 +86,41 @@ class LayerList(Check):
     def __call__(self, value):
         if not isinstance(value, list) or not value:
             raise Invalid(f"wrong type: expected {self.allowed}, got {describe(value)}")
-        kinds, layers = F.LAYERS, []
+        layers, problems = [], []  # every layer's mistakes, not only the first layer's
         for i, item in enumerate(value):
-            if isinstance(item, dict) and len(item) > 1:
-                # `--set model.0.dense.out=256` on an affine layer adds a second name to it
-                unknown = next((kind for kind in item if kind not in kinds), None)
-                if unknown is not None:
-                    raise Invalid(unknown_layer(unknown, kinds), (i,))
-                raise Invalid(f"one layer per list item, got {' and '.join(map(str, item))}; a "
-                              "key path names the layer at that position (model.N.KIND.SETTING)",
-                              (i,))
-            if isinstance(item, str):
-                kind, user = item, {}
-            elif isinstance(item, dict) and len(item) == 1:
-                kind, user = next(iter(item.items()))
-            else:
-                raise Invalid("a layer is a name (`relu`) or one name with settings "
-                              f"(`affine: {{out: 10}}`), got {describe(item)}", (i,))
-            if not isinstance(kind, str) or kind not in kinds:
-                raise Invalid(unknown_layer(kind, kinds), (i,))
-            resolved = resolve_section(user, layer_settings(kinds[kind]), (i, kind))
-            layers.append({kind: resolved} if resolved else kind)
+            try:
+                layers.append(self.layer(i, item))
+            except Invalid as e:
+                problems.extend(e.each())
+        if problems:
+            raise Invalid(problems[0].problem, problems[0].path, problems[1:])
         if layer_kind(layers[-1]) == "softmax":
             raise Invalid("leave out the last softmax: the loss applies softmax itself",
                           (len(layers) - 1,))
         return layers
+
+    @staticmethod
+    def layer(i, item):
+        """The resolved layer at position i of the list (its kind, or {kind: settings})."""
+        kinds = F.LAYERS
+        if isinstance(item, dict) and len(item) > 1:
+            # `--set model.0.dense.out=256` on an affine layer adds a second name to it
+            unknown = next((kind for kind in item if kind not in kinds), None)
+            if unknown is not None:
+                raise Invalid(unknown_layer(unknown, kinds), (i,))
+            raise Invalid(f"one layer per list item, got {' and '.join(map(str, item))}; a "
+                          "key path names the layer at that position (model.N.KIND.SETTING)", (i,))
+        if isinstance(item, str):
+            kind, user = item, {}
+        elif isinstance(item, dict) and len(item) == 1:
+            kind, user = next(iter(item.items()))
+        else:
+            raise Invalid("a layer is a name (`relu`) or one name with settings "
+                          f"(`affine: {{out: 10}}`), got {describe(item)}", (i,))
+        if not isinstance(kind, str) or kind not in kinds:
+            raise Invalid(unknown_layer(kind, kinds), (i,))
+        resolved = resolve_section(user, layer_settings(kinds[kind]), (i, kind))
+        return {kind: resolved} if resolved else kind
 
 
 def unknown_layer(kind, kinds):
@@ -139,18 +149,23 @@ class OptimizerSection(Check):
             raise Invalid(e.problem, ("name",)) from None
         own = settings(classes[name])
         others = {key for cls in classes.values() for key in settings(cls)}
+        problems = []  # every mistake of the section, not only the first
         for key, setting in value.items():
-            if key == "name" or key in own:
+            if key == "name" or key in own or (key in others and setting is None):
                 continue
-            if key in others:
-                if setting is None:
-                    continue
-                raise Invalid(f"{name} does not use '{key}' (it takes {', '.join(own)}); remove it "
-                              "or set it to null", (key,))
-            raise Invalid(f"unknown key '{key}'{close_match(key, ['name', *own])}; {name} takes: "
-                          f"name, {', '.join(own)}", (key,))
+            problems.append(Invalid(
+                f"{name} does not use '{key}' (it takes {', '.join(own)}); remove it or set it "
+                "to null" if key in others else
+                f"unknown key '{key}'{close_match(key, ['name', *own])}; {name} takes: name, "
+                f"{', '.join(own)}", (key,)))
         given = {key: value[key] for key in own if value.get(key) is not None}
-        return {"name": name, **resolve_section(given, own)}
+        try:
+            resolved = resolve_section(given, own)
+        except Invalid as e:
+            problems.extend(e.each())
+        if problems:
+            raise Invalid(problems[0].problem, problems[0].path, problems[1:])
+        return {"name": name, **resolved}
 
 
 # What every dataset's section has besides `dataset:` and that dataset's own settings.

@@ -170,14 +170,21 @@ def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsy
 
 def test_every_mistake_of_a_config_is_listed_at_once(tmp_path, capsys):
     code, err, path = run_cli(tmp_path, capsys, "data: {batchsize: 64}\n"
-                                                "training: {epocs: 3, seed: -1}\n",
-                              "--set", "logging.plot=false")
+                                                "training: {epocs: 3, seed: -1}\n"
+                                                "model: [{affine: {out: 0}}, {dropout: {p: 2}},"
+                                                " {affine: {out: 10}}]\n"
+                                                "optimizer: {name: adam, lr: -1, momentum: 0.9}\n",
+                              "--set", "logging.plot=false", "--set", "model.1.dropout.p=3")
     assert code == 2
     for mistake in (f"{path}: data.batchsize: unknown key 'batchsize' (did you mean 'batch_size'?)",
                     f"{path}: training.epocs: unknown key 'epocs' (did you mean 'epochs'?)",
                     f"{path}: training.seed: out of range: -1 is not ≥ 0.",
                     "--set logging.plot=false: logging.plot: unknown key 'plot' (did you mean "
-                    "'plots'?)"):
+                    "'plots'?)",
+                    f"{path}: model.0.affine.out: out of range: 0 is not ≥ 1.",
+                    "--set model.1.dropout.p=3: model.1.dropout.p: out of range: 3 is not",
+                    f"{path}: optimizer.momentum: adam does not use 'momentum'",
+                    f"{path}: optimizer.lr: out of range: -1 is not > 0."):
         assert err.count(mistake) == 1, mistake
     assert not (tmp_path / "out").exists()
 
