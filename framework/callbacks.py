@@ -260,6 +260,7 @@ class Checkpoint(Callback):
         self.best, self.extra, self.process_rng = best, extra, process_rng
         self.best_acc = max((r["val_acc"] for r in self.previous if "val_acc" in r), default=None)
         self.state = self.saved_epoch = self.process_rngs = self.complete = None
+        self.best_due = False  # an epoch beat the best, and best.npz does not hold it yet
 
     def on_fit_start(self, state):
         self.state = state
@@ -268,14 +269,20 @@ class Checkpoint(Callback):
         self.save(self.path)
 
     def on_epoch_end(self, state):
-        self.complete = self.epochs_done()  # every callback before this one has ended the epoch
-        self.gather_process_rngs()
-        self.save(self.path)
         acc = state.record.get("val_acc")
         if (self.best is not None and acc is not None
                 and (self.best_acc is None or acc > self.best_acc)):
-            self.best_acc = acc
+            self.best_acc, self.best_due = acc, True
+        self.complete = self.epochs_done()  # every callback before this one has ended the epoch
+        self.gather_process_rngs()
+        self.save(self.path)
+        self.save_best()
+
+    def save_best(self):
+        """best.npz, when an epoch beat the best and it is not written yet."""
+        if self.best_due:
             self.save(self.best, keep=False)
+            self.best_due = False
 
     def epochs_done(self):
         return self.state.history[-1]["epoch"] if self.state.history else self.state.epoch
@@ -303,11 +310,15 @@ class Checkpoint(Callback):
 
     def ensure_saved(self):
         """After Ctrl-C: the last complete epoch must be on disk (the signal may have hit its
-        save). An epoch is complete once every callback before this one has ended it: one that
-        Ctrl-C stopped earlier (in its test evaluation, before its rows were written) is not
-        saved, and a resume runs it again from the epoch before."""
-        if self.state is not None and self.saved_epoch != self.complete:
+        save, or best.npz's). An epoch is complete once every callback before this one has ended
+        it: one that Ctrl-C stopped earlier (in its test evaluation, before its rows were
+        written) is not saved, and a resume runs it again from the epoch before."""
+        if self.state is None:
+            return
+        if self.saved_epoch != self.complete:
             self.save(self.path)
+        if self.complete == self.epochs_done():  # a resume takes this epoch's best as known
+            self.save_best()
 
 
 def epoch_line(r, epochs):

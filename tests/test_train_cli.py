@@ -191,6 +191,31 @@ def test_ctrl_c_in_an_epochs_end_before_its_checkpoint_saves_the_epoch_before(tm
         assert (out / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
 
 
+def test_ctrl_c_while_best_npz_is_written_still_leaves_it_written(tmp_path, capsys, monkeypatch):
+    # A resume takes the best accuracy from the history: a best.npz left unwritten after Ctrl-C
+    # would never be written again, and --eval would evaluate an older epoch as the best.
+    real, hit = F.Checkpoint.save, []
+
+    def ctrl_c_in_epoch_2s_best_save(self, path, keep=True):
+        if not keep and self.epochs_done() == 2 and not hit:
+            hit.append(path)
+            raise KeyboardInterrupt
+        real(self, path, keep)
+
+    config = tiny_config(tmp_path)
+    assert main([config, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
+    monkeypatch.setattr(F.Checkpoint, "save", ctrl_c_in_epoch_2s_best_save)
+    out = tmp_path / "interrupted"
+    assert main([config, "--out", str(out), "--quiet"]) == 130
+    monkeypatch.undo()
+    assert hit and F.load(out / "best.npz")["epoch"] == F.load(out / "checkpoint.npz")["epoch"] == 2
+    assert main(["--resume", str(out), "--quiet"]) == 0
+    with np.load(out / "best.npz") as x, np.load(tmp_path / "straight" / "best.npz") as y:
+        for key in x.files:
+            if key.startswith(("model/", "optimizer/")):
+                assert np.array_equal(x[key], y[key]), key
+
+
 def test_interrupt_during_the_epoch_save_still_leaves_that_epoch_saved(tmp_path, monkeypatch):
     saved = F.Checkpoint.save
 
