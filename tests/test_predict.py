@@ -190,6 +190,10 @@ def test_a_npy_image_with_axes_of_one_is_read_as_the_image(tmp_path, shape):
     np.save(tmp_path / "channel.npy", image.reshape(shape))
     np.testing.assert_array_equal(read_image(tmp_path / "channel.npy"),
                                   read_image(tmp_path / "flat.npy"))
+    for rows in ((2, 784), (784, 3)):  # np.save(f, x_test[:2]): two digits, not one picture
+        np.save(tmp_path / "rows.npy", np.zeros(rows, np.float32))
+        with pytest.raises(ImageError, match=f"{min(rows)} MNIST rows of 784"):
+            read_image(tmp_path / "rows.npy")
     np.save(tmp_path / "rgb.npy", np.zeros((28, 28, 3), np.float32))
     with pytest.raises(ImageError, match=r"one greyscale array .* got shape \(28, 28, 3\)"):
         read_image(tmp_path / "rgb.npy")
