@@ -268,6 +268,9 @@ def interrupted(e, launcher=""):
     if e.run is None and e.complete:
         return (f"Interrupted after training was complete (all {e.epoch} epochs are saved in "
                 f"{checkpoint}); {e.unwritten} may not have been written. Write them with:{resume}")
+    if e.run is None and not checkpoint.exists():  # stopped before its first save
+        return ("Interrupted before the run had saved anything: there is nothing to continue; "
+                "start it again.")
     if e.run is None:
         return (f"Interrupted. Epoch {e.epoch} is the last completed one and is saved in "
                 f"{checkpoint}. Continue with:{resume}")

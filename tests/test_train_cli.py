@@ -456,3 +456,17 @@ def test_ctrl_c_while_the_plots_are_drawn_leaves_a_run_that_resume_completes(tmp
     assert not (out / "summary.json").exists()  # so that a sweep's --resume does not pass it by
     assert main(["--resume", str(out), "--quiet"]) == 0
     assert (out / "summary.json").exists() and (out / "curves.png").exists()
+
+
+def test_ctrl_c_before_the_first_checkpoint_does_not_offer_a_resume(tmp_path, capsys,
+                                                                   monkeypatch):
+    def ctrl_c(self, state):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(F.Checkpoint, "on_fit_start", ctrl_c)
+    out = tmp_path / "run"
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"(removed {out}: the run never started)" in err
+    assert "Interrupted before the run had saved anything: there is nothing to continue" in err
+    assert "--resume" not in err and not out.exists()
