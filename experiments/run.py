@@ -4,6 +4,7 @@ folder holds)."""
 import csv
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -201,7 +202,11 @@ def run_one(config, folder, resume=False, origin=None, console="off", stop=None,
     comm = LOCAL if comm is None else comm
     if comm.rank != 0:
         set_blas_threads(comm)
-        return train(config, folder, Log(console="off"), resume, False, stop, comm)
+        summary = train(config, folder, Log(console="off"), resume, False, stop, comm)
+        # Its part is over; rank 0 still draws and writes, and reports a Ctrl-C. One taken here
+        # would end this process, and mpiexec the job, under rank 0's work and words.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return summary
     folder = Path(folder)
     handle, empty = claim_run_folder(folder, resume)
     log = Log(folder / "log.txt", console)
