@@ -85,7 +85,7 @@ def combinations(config, user, source, folder=None):
                                  else f"no key '{path}' (it has {', '.join(values_of) or 'none'})")
                               + ".")
         matches.append((path, value, settings))
-    runs = []
+    runs, mistakes = [], {}  # each mistake once, with the first combination that makes it
     for label, chosen in zip(labels, drawn):
         settings = dict(chosen)
         for path, value, more in matches:
@@ -94,9 +94,15 @@ def combinations(config, user, source, folder=None):
         combined = copy.deepcopy(user)
         combined["sweep"] = None
         where = f"{source}: sweep combination {label}"
-        for path, value in settings.items():
-            set_path(combined, key_path(path), value, where)
-        runs.append((label, chosen, resolve(combined, where)))
+        try:
+            for path, value in settings.items():
+                set_path(combined, key_path(path), value, where)
+            runs.append((label, chosen, resolve(combined, where)))
+        except ConfigError as e:
+            for line in str(e).split("\n"):
+                mistakes.setdefault(line.removeprefix(f"{where}: "), line)
+    if mistakes:
+        raise ConfigError("\n".join(mistakes.values()))
     return runs
 
 

@@ -92,6 +92,17 @@ def test_bad_grid_key_is_refused_before_any_run(tmp_path, capsys):
     assert "training.sed: unknown key 'sed' (did you mean 'seed'?)" in err
 
 
+def test_every_mistake_of_a_grid_is_listed_once(tmp_path, capsys):
+    text = SWEEP.replace("training.seed: [0, 1]",
+                         "training.epochs: [1, 0]\n    optimizer.lr: [0.1, -1]")
+    assert main([str(write(tmp_path, text)), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    for mistake in ("training.epochs: out of range: 0 is not ≥ 1.",
+                    "optimizer.lr: out of range: -1 is not > 0."):
+        assert err.count(mistake) == 1, mistake  # not once per combination that makes it
+    assert not (tmp_path / "out").exists()
+
+
 def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "out"
     main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"])
