@@ -140,6 +140,15 @@ def main(argv=None, default_config=DEFAULT_CONFIG):
     return end(comm, code, job.together, said.getvalue())
 
 
+def is_number(text):
+    """Whether a word of the command line is a number (`-2` is a value, not an option)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def command(argv, default_config, comm, job):
     """The command line's work in this process (comm: the processes of the run); returns the
     exit code."""
@@ -147,8 +156,9 @@ def command(argv, default_config, comm, job):
         args, extra = parser().parse_known_args(argv)
         words = sys.argv[1:] if argv is None else list(argv)
         bare = next((o for o in args.overrides if "=" not in o), None)
-        after = words[words.index(bare) + 1:][:1] if bare in words else []
-        if bare is not None and after and not after[0].startswith("-"):
+        at = next((i for i, word in enumerate(words) if word in (bare, f"--set={bare}")), None)
+        after = words[at + 1:at + 2] if bare is not None and at is not None else []
+        if after and (not after[0].startswith("-") or is_number(after[0])):
             # `--set KEY VALUE`: VALUE would be taken for the config, or be left over
             parser().error(f"--set {bare} {after[0]}: write --set {bare}={after[0]} (one word, "
                            "with '=')")

@@ -157,14 +157,19 @@ def test_set_unknown_key_suggests(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("config_first", [True, False])
-def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsys, config_first):
+@pytest.mark.parametrize("flag, value", [(["--set", "training.epochs"], "2"),
+                                         (["--set=training.epochs"], "2"),
+                                         (["--set", "training.seed"], "-2")])
+def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsys, config_first,
+                                                                 flag, value):
     # after the config the value is left over; before it, argparse would take it for the config
     path = tmp_path / "exp.yaml"
     path.write_text("", encoding="utf-8")
-    words = ["--set", "training.epochs", "2", "--out", str(tmp_path / "out")]
+    words = [*flag, value, "--out", str(tmp_path / "out")]
     assert main([str(path), *words] if config_first else words) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "--set training.epochs 2: write --set training.epochs=2 (one word, with '=')" in err
+    key = flag[-1].removeprefix("--set=")
+    assert f"--set {key} {value}: write --set {key}={value} (one word, with '=')" in err
     assert not (tmp_path / "out").exists()
 
 
