@@ -366,7 +366,11 @@ def run(args, default_config, console, job, comm):
                           "together; run a sweep without mpiexec (its runs are jobs of their "
                           "own), or each of its configs under mpiexec.")
     if config["sweep"] is not None:
-        runs = combinations(config, user, source, folder if resume else None)
+        # the runs' values come from sweep.grid, .with or .random: name their --set, if one did
+        given = next((text for key, text in reversed(origins) if key == ["sweep"]
+                      or key[:2] in (["sweep", "grid"], ["sweep", "with"], ["sweep", "random"])),
+                     source)
+        runs = combinations(config, user, given, folder if resume else None)
         check_before_work([(label, each) for label, _, each in runs], source,
                           at_once=1 if config["sweep"]["scheduler"] else config["sweep"]["jobs"])
         if resume:

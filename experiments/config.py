@@ -313,8 +313,11 @@ class SweepSpec(Check):
                 raise Invalid(f"a grid key is a key path such as optimizer.lr, got {describe(key)}",
                               ("grid",))
             if not isinstance(values, list) or not values:
+                # --set sweep.grid.training.epochs=[1, 2] makes {training: {epochs: [1, 2]}}
+                nested = (f"; a grid key is one key path: sweep.grid={{{key}.KEY: [...]}}"
+                          if isinstance(values, dict) else "")
                 raise Invalid("wrong type: expected a non-empty list of values, got "
-                              f"{describe(values)}", ("grid", key))
+                              f"{describe(values)}{nested}", ("grid", key))
             if len(values) > MAX_GRID_VALUES:  # before sweep.combinations compares them in pairs
                 raise Invalid(f"{len(values):,} values; a sweep runs at most {MAX_GRID_VALUES} "
                               "combinations", ("grid", key))

@@ -103,6 +103,18 @@ def test_every_mistake_of_a_grid_is_listed_once(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_grid_given_by_set_is_named_in_its_mistakes(tmp_path, capsys):
+    path = str(write(tmp_path, SWEEP))
+    assert main([path, "--set", "sweep.with={}", "--set", "sweep.grid={optimizer.lr: [-1]}",
+                 "--set", "sweep.jobs=2", "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("--set sweep.grid={optimizer.lr: [-1]}: sweep combination optimizer.lr=-1: "
+            "optimizer.lr: out of range: -1 is not > 0.") in err
+    assert main([path, "--set", "sweep.grid.training.epochs=[1, 2]", "--quiet"]) == 2
+    assert ("a grid key is one key path: sweep.grid={training.KEY: [...]}"
+            in " ".join(capsys.readouterr().err.split()))
+
+
 def test_resumed_sweep_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "out"
     main([str(write(tmp_path, SWEEP)), "--out", str(out), "--quiet"])
