@@ -155,8 +155,11 @@ def command(argv, default_config, comm, job):
     try:
         args, extra = parser().parse_known_args(argv)
         words = sys.argv[1:] if argv is None else list(argv)
-        bare = next((o for o in args.overrides if "=" not in o), None)
-        at = next((i for i, word in enumerate(words) if word in (bare, f"--set={bare}")), None)
+        # `--set KEY VALUE`, or `--set KEY= VALUE`: the value left out of the setting
+        bare = next((o.removesuffix("=") for o in args.overrides
+                     if o.find("=") in (-1, len(o) - 1)), None)
+        at = next((i for i, word in enumerate(words)
+                   if word in (bare, f"{bare}=", f"--set={bare}", f"--set={bare}=")), None)
         after = words[at + 1:at + 2] if bare is not None and at is not None else []
         if after and (not after[0].startswith("-") or is_number(after[0])):
             # `--set KEY VALUE`: VALUE would be taken for the config, or be left over

@@ -159,6 +159,7 @@ def test_set_unknown_key_suggests(tmp_path, capsys):
 @pytest.mark.parametrize("config_first", [True, False])
 @pytest.mark.parametrize("flag, value", [(["--set", "training.epochs"], "2"),
                                          (["--set=training.epochs"], "2"),
+                                         (["--set", "training.epochs="], "2"),
                                          (["--set", "training.seed"], "-2")])
 def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsys, config_first,
                                                                  flag, value):
@@ -168,7 +169,7 @@ def test_set_with_a_space_instead_of_equals_says_how_to_write_it(tmp_path, capsy
     words = [*flag, value, "--out", str(tmp_path / "out")]
     assert main([str(path), *words] if config_first else words) == 2
     err = " ".join(capsys.readouterr().err.split())
-    key = flag[-1].removeprefix("--set=")
+    key = flag[-1].removeprefix("--set=").removesuffix("=")
     assert f"--set {key} {value}: write --set {key}={value} (one word, with '=')" in err
     assert not (tmp_path / "out").exists()
 
