@@ -184,14 +184,11 @@ class Processes:
             dataset(data).load(np.random.default_rng(0), log=lambda message: None)
 
     def submit(self, fn, job):
-        for worker in [w for w in self.workers if w[1].done() and not alive(w[1])]:
-            worker[0].shutdown()
-            self.workers.remove(worker)
         for worker in [w for w in self.workers if not w[2] or w[1].done()]:
             try:
                 worker[1:] = worker[0].submit(fn, job), True
                 return worker[1]
-            except BrokenProcessPool:  # it died between jobs (killed, out of memory)
+            except BrokenProcessPool:  # it died (killed, out of memory): a new one takes its place
                 worker[0].shutdown()
                 self.workers.remove(worker)
         return self.start_worker(fn, job)
@@ -219,11 +216,6 @@ def warm_up(_):
     """A new worker's first job: the modules of a run, imported while nothing else waits."""
     from . import plots, run  # noqa: F401
     plots.pyplot(None)
-
-
-def alive(future):
-    """Whether the worker that ran this finished job is still there to take another."""
-    return future.cancelled() or not isinstance(future.exception(), BrokenProcessPool)
 
 
 def run_all(executor, jobs, stop_file, on_start, on_done, tick):
