@@ -93,7 +93,7 @@ class LayerList(Check):
             except Invalid as e:
                 problems.extend(e.each())
         if problems:
-            raise Invalid(problems[0].problem, problems[0].path, problems[1:])
+            raise Invalid.all(problems)
         if layer_kind(layers[-1]) == "softmax":
             raise Invalid("leave out the last softmax: the loss applies softmax itself",
                           (len(layers) - 1,))
@@ -164,7 +164,7 @@ class OptimizerSection(Check):
         except Invalid as e:
             problems.extend(e.each())
         if problems:
-            raise Invalid(problems[0].problem, problems[0].path, problems[1:])
+            raise Invalid.all(problems)
         return {"name": name, **resolved}
 
 

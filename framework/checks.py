@@ -34,6 +34,11 @@ class Invalid(ValueError):
         """Every complaint, one Invalid each, the first first."""
         return [Invalid(self.problem, self.path), *(m for more in self.more for m in more.each())]
 
+    @staticmethod
+    def all(problems):
+        """One Invalid carrying every complaint of `problems` (a non-empty list)."""
+        return Invalid(problems[0].problem, problems[0].path, problems[1:])
+
 
 def describe(value):
     """A value as a user would recognise it in their YAML or Python."""
@@ -237,8 +242,8 @@ def settings(cls):
 def resolve_section(user, schema, path=()):
     """Defaults of `schema` ({key: (default or REQUIRED, check)}, or such mappings nested)
     overlaid with the mapping `user`, every value checked: a config's section, or a class's
-    constructor arguments against settings(cls). An unknown, missing or bad key raises Invalid
-    with its path."""
+    constructor arguments against settings(cls). Unknown, missing or bad keys raise one Invalid
+    that names them all (Invalid.each), each with its path."""
     if user is None:
         user = {}
     if not isinstance(user, dict):
@@ -254,22 +259,17 @@ def resolve_section(user, schema, path=()):
     resolved = {}
     for key, spec in schema.items():
         try:
-            if isinstance(spec, dict):
+            if isinstance(spec, dict):  # a nested section: its complaints have their paths
                 resolved[key] = resolve_section(user.get(key), spec, path + (key,))
                 continue
             default, check = spec
             if key not in user and default is REQUIRED:
-                problems.append(Invalid(f"missing; it is required ({check.allowed})",
-                                        path + (key,)))
-                continue
-            try:
-                resolved[key] = check(copy.deepcopy(user.get(key, default)))
-            except Invalid as e:
-                raise e.under(path + (key,)) from None
+                raise Invalid(f"missing; it is required ({check.allowed})")
+            resolved[key] = check(copy.deepcopy(user.get(key, default)))
         except Invalid as e:
-            problems.extend(e.each())
+            problems += e.each() if isinstance(spec, dict) else e.under(path + (key,)).each()
     if problems:
-        raise Invalid(problems[0].problem, problems[0].path, problems[1:])
+        raise Invalid.all(problems)
     return resolved
 
 
