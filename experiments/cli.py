@@ -383,10 +383,12 @@ def run(args, default_config, console, job, comm):
         table = run_sweep(config, user, folder, source, runs, origin, console, resume)
         failed = table[table["status"] == "failed"]
         if len(failed):
+            others = " The others are done (comparison.csv)." if len(failed) < len(table) else ""
             fail(f"{len(failed)} of {len(table)} runs failed: "
-                 + "; ".join(f"{row['run']}: {row['error']}" for _, row in failed.iterrows())
-                 + ". The others are done (comparison.csv). Once the cause is fixed, run what "
-                   f"failed again with:\n    python train.py --resume {folder}")
+                 + "; ".join(f"{row['run']}: {str(row['error']).rstrip('.')}"
+                             for _, row in failed.iterrows())
+                 + f".{others} Once the cause is fixed, run what failed again with:\n"
+                   f"    python train.py --resume {folder}")
             return 2
         return 0
 

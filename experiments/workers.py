@@ -240,9 +240,8 @@ def run_all(executor, jobs, stop_file, on_start, on_done, tick):
         for future in done:
             job = running.pop(future)
             summary = outcome(future)
-            stopping = stopping or summary["status"] == "interrupted"
-            if stopping:
-                ask_to_stop(stop_file, stopping)
+            if summary["status"] == "interrupted":  # a run stopped alone: the others stop too
+                stopping = ask_to_stop(stop_file, stopping)
             on_done(job, summary)
     return pending
 

@@ -359,3 +359,34 @@ def test_a_worker_that_dies_between_jobs_is_replaced_not_handed_the_next():
         assert new != idle
     finally:
         executor.close()
+
+
+def test_a_sweep_whose_every_run_fails_says_so_and_no_others_are_done(tmp_path, monkeypatch,
+                                                                      capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(experiments.run, "load_data", no_memory)
+    assert main([tiny_config(tmp_path, SWEEP), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 of 2 runs failed: " in err and "The others are done" not in err
+    assert ".." not in err  # each reason's own full stop, then the sentence's
+
+
+def test_a_run_stopped_alone_stops_the_others_through_the_stop_file(tmp_path):
+    from concurrent.futures import Future
+
+    from experiments.workers import run_all
+
+    class OneStopsAlone:  # as a worker whose run took a SIGINT of its own
+        at_once = 1
+
+        def submit(self, fn, job):
+            future = Future()
+            future.set_result({"status": "interrupted"})
+            return future
+
+    stop, done = tmp_path / ".stop", []
+    left = run_all(OneStopsAlone(), ["a", "b"], stop, lambda job: None,
+                   lambda job, summary: done.append(job), lambda: None)
+    assert done == ["a"] and left == ["b"] and stop.exists()
