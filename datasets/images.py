@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from framework.archive import npy_header
+
 MAX_PIXELS = 4096 * 4096  # a 16-megapixel photo; decoded larger images would need GBs here
 SIDE, BOX = 28, 20  # MNIST's image and the box its digits are scaled into
 CENTRE = 14.0  # where MNIST's centres of mass lie (pixel indices; 13.5-14.5 in its test set)
@@ -49,15 +51,10 @@ def read_image(source, name=None) -> np.ndarray:
 
 def read_npy(f, name):
     """A .npy image, its header checked before the array is read (never unpickled)."""
-    headers = {(1, 0): np.lib.format.read_array_header_1_0,
-               (2, 0): np.lib.format.read_array_header_2_0}
     try:
-        version = np.lib.format.read_magic(f)
-        if version not in headers:
-            raise ValueError(f"format version {version}")
-        shape, _, dtype = headers[version](f)  # bounded: numpy refuses headers over 10 kB
+        shape, _, dtype = npy_header(f)
     except (ValueError, EOFError) as e:
-        raise ImageError(f"{name}: not a readable .npy file ({e})") from None
+        raise ImageError(f"{name}: {e}") from None
     if dtype.kind not in "uf" or dtype.itemsize > 8:
         raise ImageError(f"{name}: a .npy image holds uint8 or float pixels, got {dtype}")
     given = shape

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from datasets.entry import Dataset, register
+from framework.archive import npy_header
 from framework.checks import Invalid, Text, checked
 
 ARRAYS = ("x_train", "t_train", "x_test", "t_test")
-MAX_HEADER = 10_000  # bytes of a member's .npy header (numpy's own limit for untrusted files)
 CHUNK = 1 << 22  # bytes read at a time while scanning
 EXACT_IN_FLOAT32 = 2 ** 24  # larger integers lose digits as float32
 CSV_CHUNK_ROWS = 10_000
@@ -171,14 +171,9 @@ def header(npz, member):
     info = npz.getinfo(member)
     with npz.open(member) as f:
         try:
-            version = np.lib.format.read_magic(f)
-            read = {(1, 0): np.lib.format.read_array_header_1_0,
-                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read is None:
-                raise BadFile(f"{name}: .npy format version {version} is not supported")
-            shape, fortran, dtype = read(f, max_header_size=MAX_HEADER)
-        except ValueError as e:
-            raise BadFile(f"{name}: not a .npy array ({e})") from None
+            shape, fortran, dtype = npy_header(f)
+        except (ValueError, EOFError) as e:
+            raise BadFile(f"{name}: {e}") from None
         start = f.tell()
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         raise BadFile(f"{name}: holds {dtype} items (Python objects or records); expected numbers")

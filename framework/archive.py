@@ -146,26 +146,17 @@ def header(archive, info, holds, file_bytes):
                           "bomb's ratio; framework.save stores members uncompressed)"))
     try:
         with archive.open(info) as fp:
-            version = np.lib.format.read_magic(fp)
-            if version not in ((1, 0), (2, 0)):
-                raise ValueError(f".npy format version {version[0]}.{version[1]} (1.0 or 2.0 "
-                                 "expected)")
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fp)
+            shape, fortran, dtype = npy_header(fp)
             header_bytes = fp.tell()
     except DAMAGE as e:
         raise Bad(key, damaged(e)) from None
-    except Exception as e:  # noqa: BLE001 - numpy parses at most 10 KB of untrusted header with
-        # ast and tokenize, which raise SyntaxError, TokenError, RecursionError...: all mean this
-        raise Bad(key, f"not a readable .npy array ({shortened(e)})") from None
+    except ValueError as e:
+        raise Bad(key, str(e)) from None
     kinds, allowed = holds
     if (dtype.kind not in kinds or dtype.hasobject or dtype.fields or dtype.subdtype
             or not dtype.itemsize):
         raise Bad(key, f"holds dtype {dtype.descr if dtype.fields else dtype}; a checkpoint's "
                        f"{key.split('/')[0]} members hold {allowed}")
-    if any(n < 0 for n in shape):
-        raise Bad(key, f"its header declares the shape {shape}, with a negative length")
     data_bytes = math.prod(shape) * dtype.itemsize
     if header_bytes + data_bytes != info.file_size:
         raise Bad(key, f"its header declares {dtype} {shape}, {data_bytes:,} bytes, but the member "
@@ -194,6 +185,29 @@ def read(archive, member):
         raise Bad(member.key, damaged(e)) from None
     array = np.frombuffer(data, member.dtype)
     return array.reshape(member.shape, order="F" if member.fortran else "C")
+
+
+def npy_header(fp):
+    """(shape, fortran order, dtype) from the header of the .npy array at fp, read alone (numpy
+    reads at most 10 KB of it, and never unpickles); fp is left where the data start. A header
+    that is not one (another format version, text numpy cannot parse, a negative length) is a
+    ValueError saying so; a damaged file raises one of DAMAGE."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version[0]}.{version[1]} (1.0 or 2.0 "
+                             "expected)")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fp)
+    except DAMAGE:
+        raise
+    except Exception as e:  # noqa: BLE001 - numpy parses the untrusted header with ast and
+        # tokenize, which raise SyntaxError, TokenError, RecursionError...: all mean this
+        raise ValueError(f"not a readable .npy array ({shortened(e)})") from None
+    if any(n < 0 for n in shape):
+        raise ValueError(f"its header declares the shape {shape}, with a negative length")
+    return shape, fortran, dtype
 
 
 DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError)  # what a damaged member raises

@@ -231,3 +231,25 @@ def test_an_output_layer_that_does_not_fit_the_files_classes_names_the_file(tmp_
     assert code == 2
     assert (f"model.2.affine.out: out of range: the output layer has 4 units but {path} has 3 "
             "classes") in " ".join(err.split())
+
+
+def npy_with_header(text, data_bytes):
+    """A .npy file's bytes whose header is `text` as written (not what numpy would write)."""
+    head = text.encode()
+    head += b" " * (63 - len(head) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head + b"\0" * data_bytes
+
+
+@pytest.mark.parametrize("shape, message", [
+    ("(4, -2, -3)", r"x_train: its header declares the shape \(4, -2, -3\), with a negative "),
+    ("(4, 6", r"x_train: not a readable .npy array \(TokenError"),  # ast/tokenize's own errors
+])
+def test_a_crafted_header_is_refused_before_any_folder(tmp_path, shape, message):
+    path = tmp_path / "crafted.npz"
+    with zipfile.ZipFile(path, "w") as z:  # 4 * (-2) * (-3) = 24 numbers: the size agrees
+        z.writestr("x_train.npy", npy_with_header(
+            f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}", 96))
+        z.writestr("t_train.npy", npy_with_header(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", 32))
+    with pytest.raises(ValueError, match=message):
+        File(str(path))
