@@ -20,9 +20,9 @@ def evaluate(model, loss_fn, x, t, batch_size=250, comm=None):
         y = model.forward(x[first:last], train=False)
         total_loss += loss_fn.forward(y, t[first:last]) * len(y)
         correct = tally(correct, loss_fn.correct())
-    if comm.size > 1:
-        sums = comm.allreduce(np.array([total_loss, -1 if correct is None else correct]))
-        total_loss, correct = float(sums[0]), None if correct is None else int(sums[1])
+    if comm.size > 1:  # NaN for "counts nothing": a process with no rows has counted 0
+        sums = comm.allreduce(np.array([total_loss, np.nan if correct is None else correct]))
+        total_loss, correct = float(sums[0]), None if np.isnan(sums[1]) else int(sums[1])
     return total_loss / len(x), None if correct is None else correct / len(x)
 
 

@@ -72,6 +72,18 @@ def test_mpiexec_counts_the_processes_that_share_this_machines_memory():
     assert done.stdout.strip() == "[(2, 2), (2, 2)]"
 
 
+def test_every_process_agrees_a_loss_that_counts_nothing_has_no_accuracy():
+    # one example for two processes: rank 1 has no rows, so it counted 0 correct, not "nothing"
+    done = run_mpi(2, "-c", "import numpy as np, framework as F; "
+                            "from framework.comm import MPIComm; c = MPIComm(); "
+                            "m = F.Sequential(F.Affine(3, 1, rng=np.random.default_rng(0))); "
+                            "x = np.ones((1, 3), np.float32); t = np.zeros((1, 1), np.float32); "
+                            "acc = F.evaluate(m, F.MeanSquaredError(), x, t, comm=c)[1]; "
+                            "seen = c.gather(acc); c.rank or print(seen)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[None, None]"
+
+
 def test_a_batch_that_does_not_split_evenly_is_refused_naming_the_nearest_that_does():
     assert split_batch_size(128, 2) == 64
     with pytest.raises(ValueError, match="batch size 129 does not split evenly over 2 processes: "
