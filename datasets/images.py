@@ -61,10 +61,11 @@ def read_npy(f, name):
     shape = tuple(n for n in shape if n != 1)  # (1, H, W), (H, W, 1), a batch of one flat row
     if shape == (SIDE * SIDE,):
         shape = (SIDE, SIDE)  # one flat MNIST row, as load_mnist() gives them
-    elif len(shape) == 2 and SIDE * SIDE in shape:  # x_test[:5]: rows, not one picture
+    elif len(shape) == 2 and SIDE * SIDE in shape:  # x_test[:5]: rows, or a picture?
         raise ImageError(f"{name}: {math.prod(shape) // (SIDE * SIDE)} MNIST rows of 784 "
                          f"(shape {given}); --predict takes one image a file: save each row "
-                         "(x[i]) on its own")
+                         "(x[i]) on its own (a picture with a side of 784 pixels: scale it "
+                         "first, or save it as a PNG)")
     if len(shape) != 2 or min(shape) < 1:
         raise ImageError(f"{name}: a .npy image is one greyscale array (H, W) (or (1, H, W), "
                          f"(H, W, 1)), or a flat MNIST row of 784; got shape {given}")
