@@ -66,6 +66,10 @@ def fit(model, loss_fn, optimizer, train, *, epochs, batch_size, rng=None, shuff
     rows = split_batch_size(batch_size, comm.size)  # this process's share of a batch
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     if comm.size > 1:
+        if any(isinstance(callback, AllReduce) for callback in callbacks):
+            raise ValueError("fit: callbacks hold an AllReduce, and fit puts its own first when "
+                             "comm has several processes: leave yours out (the gradients would "
+                             "be summed twice)")
         callbacks.insert(0, AllReduce())
     x_train, t_train = train
     n = len(x_train)

@@ -38,7 +38,7 @@ class Loss:
     gradient = None
     zero_sum = False
 
-    def forward(self, y, t):
+    def forward(self, y, t, total=None):
         raise NotImplementedError
 
     def backward(self):

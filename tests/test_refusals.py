@@ -155,3 +155,18 @@ def test_predict_refuses_what_it_would_otherwise_call_class_0():
     for size in (0, -1, None, 2.5, True):
         with pytest.raises(ValueError, match=f"batch_size is a number of examples.*{size!r}"):
             model.predict(x, batch_size=size)
+
+
+def test_fit_over_processes_refuses_a_second_allreduce():
+    from framework.parallel import AllReduce
+
+    class TwoProcesses:  # the refusal comes before fit asks the processes anything
+        rank, size, local_size = 0, 2, 2
+
+    model = F.Sequential(F.Affine(4, 3, rng=np.random.default_rng(0)))
+    before = model.parameters()[0].data.copy()
+    with pytest.raises(ValueError, match="callbacks hold an AllReduce.*summed twice"):
+        F.fit(model, F.SoftmaxCrossEntropy(), F.SGD(model.parameters(), lr=0.1),
+              (np.ones((4, 4), np.float32), np.zeros(4, np.int64)), epochs=1, batch_size=2,
+              shuffle=False, callbacks=[AllReduce()], comm=TwoProcesses())
+    np.testing.assert_array_equal(model.parameters()[0].data, before)
