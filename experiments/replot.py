@@ -33,8 +33,9 @@ def redraw(folder, typed, log):
         raise ConfigError(f"--plots {typed}: no config.yaml here: it takes a run's folder, made "
                           f"by train.py{example}.")
     if not (folder / "metrics.csv").is_file() and not runs:
-        raise ConfigError(f"--plots {typed}: no metrics.csv yet: the run has not completed an "
-                          "epoch.")
+        what = ("no run of this sweep has completed an epoch" if (folder / "comparison.csv")
+                .is_file() else "no metrics.csv yet: the run has not completed an epoch")
+        raise ConfigError(f"--plots {typed}: {what}.")
     with held(folder, refusal(typed)):
         if (folder / "metrics.csv").is_file():
             redraw_run(folder, log)
@@ -43,7 +44,12 @@ def redraw(folder, typed, log):
             with held(sub, refusal(f"{typed}/{sub.name}")):
                 redraw_run(sub, log)
         table = read_csv(folder / "comparison.csv")
-        if table is not None and "folder" in table:
+        if table is not None and {"folder", "status"} <= set(table):
+            # a run that failed before its first checkpoint left no folder, and has no curves
+            gone = table["status"].eq("failed") & ~table["folder"].map(
+                lambda name: (folder / str(name)).is_dir())
+            table = table[~gone]
+        if table is not None and "folder" in table and len(table):
             configs = [read_mapping(folder / sweep_run(folder, name) / "config.yaml", SCHEMA)
                        for name in table["folder"]]
             differing = settings_that_differ(configs)

@@ -226,3 +226,23 @@ def test_a_run_that_diverges_in_its_first_epoch_still_gets_its_bias_pictures(tmp
                  "--set", "optimizer.lr=1e30", "--set", "logging.plots=true"]) == 3
     assert not (out / "curves.png").exists()  # no epoch ended: no curves to draw
     assert (out / "bias_sum.png").exists() and (out / "bias_grads.png").exists()
+
+
+def test_plots_of_a_sweep_with_a_run_that_failed_before_its_first_checkpoint(tmp_path,
+                                                                            monkeypatch):
+    import experiments.run
+    real = experiments.run.load_data
+
+    def no_memory_for_seed_1(config, *args, **kwargs):
+        if config["training"]["seed"] == 1:
+            raise MemoryError
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(experiments.run, "load_data", no_memory_for_seed_1)
+    out = tmp_path / "sweep"
+    config = tiny_config(tmp_path, "sweep: {grid: {training.seed: [0, 1]}}\n")
+    assert main([config, "--out", str(out), "--quiet"]) == 2  # one of 2 runs failed
+    assert not (out / "training.seed=1").exists()  # it never started: no folder
+    (out / "comparison.png").unlink(missing_ok=True)
+    assert main(["--plots", str(out), "--quiet"]) == 0
+    assert (out / "comparison.png").exists() and (out / "training.seed=0" / "curves.png").exists()
