@@ -147,7 +147,11 @@ def users_data(config, data_dir, overrides):
             raise ConfigError(f"--eval: --set {overrides[0]}: the config inside names no dataset "
                               "whose data --set could place.")
         return config
-    places = {"dir": data_dir} if data_dir and "dir" in entry.locations else {}
+    if data_dir and "dir" not in entry.locations:  # as training refuses it
+        raise ConfigError(f"--eval: --data-dir {data_dir}: the {name} data are not read from a "
+                          "folder" + (f"; give data.{entry.locations[0]} with --set"
+                                      if entry.locations else ""))
+    places = {"dir": data_dir} if data_dir else {}
     for text in overrides:
         key, value = parse_override(text)
         if len(key) != 2 or key[0] != "data" or key[1] not in entry.locations:

@@ -51,3 +51,12 @@ def test_eval_of_nothing_there_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["--eval", "runs/nope"]) == 2
     assert err_of(capsys) == "--eval runs/nope: no such file or folder."
+
+
+def test_eval_refuses_a_data_dir_its_dataset_does_not_read(tmp_path, capsys):
+    out = tmp_path / "run"  # synthetic data: made, not read from a folder
+    assert main([tiny_config(tmp_path), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["--eval", str(out), "--data-dir", str(tmp_path), "--quiet"]) == 2
+    assert (f"--data-dir {tmp_path}: the synthetic data are not read from a folder"
+            in " ".join(capsys.readouterr().err.split()))
