@@ -10,7 +10,7 @@ import time
 
 from framework.comm import LOCAL
 
-from .workers import BLAS_VARIABLES
+from .workers import users_blas_threads
 from .yamlfile import ConfigError
 
 # What an MPI launcher tells each process it starts: MPICH and Intel MPI (and srun --mpi=pmi2)
@@ -41,10 +41,11 @@ def set_blas_threads(comm):
     Two processes with two BLAS threads each on two cores fight over them (oversubscription: a
     CNN epoch three times slower). threadpoolctl sets OpenBLAS's count in this process only;
     the environment, the user's, is left as it is."""
-    chosen = [f"{name}={os.environ[name]}" for name in BLAS_VARIABLES if name in os.environ]
+    chosen = users_blas_threads()
     if chosen:
+        settings = ", ".join(f"{name}={value}" for name, value in chosen.items())
         return (f"processes: {comm.size} (MPI); BLAS threads as your environment says "
-                f"({', '.join(chosen)}) in each")
+                f"({settings}) in each")
     mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(
         range(os.cpu_count() or 1))
     node = comm.comm.Split_type(comm.mpi.COMM_TYPE_SHARED)  # the processes on this machine

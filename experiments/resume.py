@@ -93,8 +93,7 @@ def checked_state(folder, config, processes=1, model=None):
                           f"Resume it as it ran{', without mpiexec' if not how else ''}:\n"
                           f"    {how}python train.py --resume {folder}")
     seconds = state.get("wall_seconds", 0.0)
-    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-    if not number or not 0 <= seconds < 1e12:
+    if not is_number(seconds) or not 0 <= seconds < 1e12:
         raise ConfigError(f"{where}: the checkpoint's wall_seconds {seconds!r} is not a number of "
                           "seconds.")
     if model is not None:
