@@ -137,6 +137,10 @@ class Sequential:
             if value.shape != target.shape or value.dtype.kind != target.dtype.kind:
                 raise ValueError(f"{name}: {value.dtype} {value.shape} in state, "
                                  f"{target.dtype} {target.shape} in model")
+        for layer in self.layers:  # BatchNorm's running_var: a negative one makes NaN in eval
+            for name in (f"{layer.name}.{buffer}" for buffer in layer.nonnegative):
+                if (np.asarray(state[name]) < 0).any():
+                    raise ValueError(f"{name}: negative in state; it can never be negative")
 
     def load_state_dict(self, state):
         """Copies arrays into the parameters and buffers; names, shapes and kinds must match

@@ -170,3 +170,13 @@ def test_fit_over_processes_refuses_a_second_allreduce():
               (np.ones((4, 4), np.float32), np.zeros(4, np.int64)), epochs=1, batch_size=2,
               shuffle=False, callbacks=[AllReduce()], comm=TwoProcesses())
     np.testing.assert_array_equal(model.parameters()[0].data, before)
+
+
+def test_load_state_dict_refuses_a_negative_running_variance_and_changes_nothing():
+    model = F.Sequential(F.Affine(4, 3, rng=np.random.default_rng(0)), F.BatchNorm(3))
+    state = {name: array.copy() for name, array in model.state_dict().items()}
+    state["batchnorm1.running_var"][1] = -1.0
+    state["affine1.W"][...] = 7.0
+    with pytest.raises(ValueError, match="batchnorm1.running_var: negative in state"):
+        model.load_state_dict(state)
+    assert not (model.state_dict()["affine1.W"] == 7.0).any()
